@@ -1,0 +1,3 @@
+"""gigajax: image-generation models (GANs, hierarchical VAEs) and their metrics in JAX/Flax."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Pad, upsample, FIR-filter and downsample batches of NHWC images.
+
+Same semantics and argument conventions as NVlabs' `torch_utils/ops/upfirdn2d.py`, in NHWC:
+`up`/`down` are an int or `[x, y]`; `padding` is an int, `[x, y]` or `[x0, x1, y0, y1]` and is
+given with respect to the upsampled image (negative values crop); `flip_filter=False` means true
+convolution. The work happens in `gigajax.ops.fir` (polyphase, strided, separable where possible).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from gigajax.ops import _args, fir
+
+
+def _taps(f, flip_filter):
+    """Official convolution flips the filter; `fir` correlates."""
+    if f is None:
+        return None
+    if flip_filter:
+        return f
+    return f[::-1] if np.ndim(f) == 1 else f[::-1, ::-1]
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """Pad, upsample, filter and downsample a batch of images.
+
+    1. upsample by inserting `up - 1` zeros after each pixel;
+    2. pad with zeros (negative padding crops);
+    3. convolve with `f`, keeping only outputs whose footprint lies inside the padded image;
+    4. keep every `down`-th pixel.
+
+    Args:
+      x: `[N, H, W, C]`.
+      f: `[fh, fw]` (non-separable), `[taps]` (separable, applied along both axes) or None (identity).
+      up, down: int or `[x, y]`, each >= 1.
+      padding: int, `[x, y]` or `[x0, x1, y0, y1]`, in upsampled pixels.
+      flip_filter: False = convolution, True = correlation.
+      gain: overall scale of the output.
+
+    Returns:
+      `[N, (H*uy + py0 + py1 - fh) // dy + 1, (W*ux + px0 + px1 - fw) // dx + 1, C]`, dtype of x.
+    """
+    _args.check_rank("x", x, (4,), "[N, H, W, C]")
+    upx, upy = _args.parse_scaling("up", up)
+    downx, downy = _args.parse_scaling("down", down)
+    px0, px1, py0, py1 = _args.parse_padding(padding)
+    fw, fh = _args.filter_size(f)
+    _, h, w, _ = x.shape
+    plan_y = fir.plan_axis(h, fh, upy, downy, py0, py1)
+    plan_x = fir.plan_axis(w, fw, upx, downx, px0, px1)
+    g = _taps(f, flip_filter)
+
+    if g is None:
+        g = np.ones([1], np.float32)
+    if np.ndim(g) == 2:
+        factors = fir.separate(g)
+        if factors is None:
+            return fir.execute(x, (1, 2), (plan_y, plan_x), g, gain)
+        gy, gx = factors
+    else:
+        gy = gx = g
+    # Run the shrinking pass first: it leaves less work for the other one.
+    grow_y = plan_y.out / h
+    grow_x = plan_x.out / w
+    if grow_x <= grow_y:
+        x = fir.execute(x, (2,), (plan_x,), gx, 1.0)
+        return fir.execute(x, (1,), (plan_y,), gy, gain)
+    x = fir.execute(x, (1,), (plan_y,), gy, gain)
+    return fir.execute(x, (2,), (plan_x,), gx, 1.0)
+
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1):
+    """Filter with `f`; by default the output has the input's shape (extra padding on top)."""
+    px0, px1, py0, py1 = _args.parse_padding(padding)
+    fw, fh = _args.filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1):
+    """Upsample by `up` with filter `f`; by default the output is exactly `up` times the input."""
+    upx, upy = _args.parse_scaling("up", up)
+    px0, px1, py0, py1 = _args.parse_padding(padding)
+    fw, fh = _args.filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2,
+         py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1):
+    """Downsample by `down` with filter `f`; by default the output is exactly 1/`down` of the input."""
+    downx, downy = _args.parse_scaling("down", down)
+    px0, px1, py0, py1 = _args.parse_padding(padding)
+    fw, fh = _args.filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2,
+         py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+def naive_upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """The textbook formulation: zero-stuff, pad, one dense depthwise convolution, then subsample.
+
+    Slow on purpose. It exists as an independent cross-check for tests and as the baseline that
+    benchmarks/ops.py measures the real path against; nothing in gigajax calls it on a hot path.
+    """
+    from jax import lax
+    _args.check_rank("x", x, (4,), "[N, H, W, C]")
+    upx, upy = _args.parse_scaling("up", up)
+    downx, downy = _args.parse_scaling("down", down)
+    px0, px1, py0, py1 = _args.parse_padding(padding)
+    n, h, w, c = x.shape
+    f = jnp.ones([1, 1], x.dtype) if f is None else jnp.asarray(f, x.dtype)
+    if f.ndim == 1:
+        f = f[:, None] * f[None, :]
+    k = f if flip_filter else f[::-1, ::-1]
+    xu = jnp.zeros([n, h, upy, w, upx, c], x.dtype).at[:, :, 0, :, 0, :].set(x)
+    xu = xu.reshape(n, h * upy, w * upx, c)
+    xu = lax.pad(xu, jnp.zeros((), x.dtype), [(0, 0, 0), (py0, py1, 0), (px0, px1, 0), (0, 0, 0)])
+    kernel = jnp.tile((k * gain)[:, :, None, None], (1, 1, 1, c))
+    y = lax.conv_general_dilated(xu, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                 feature_group_count=c)
+    return y[:, ::downy, ::downx, :]
