@@ -92,6 +92,22 @@ def _read(x, axis, start, length, stride):
     return lax.index_in_dim(y, 0, axis=axis + 1, keepdims=False)
 
 
+def _interleave(parts, axis):
+    """y[..., u*t + r, ...] = parts[r][..., t, ...] along `axis`.
+
+    Written as a select over a broadcast phase index rather than stack/concatenate: XLA fuses the
+    select with the producers of `parts` into one loop, while XLA:CPU copies a concatenate
+    separately at a fraction of memory bandwidth (10 ms vs 2.5 ms for 2 x 16 MB).
+    """
+    u = len(parts)
+    shape = parts[0].shape[:axis + 1] + (u,) + parts[0].shape[axis + 1:]
+    phase = lax.broadcasted_iota(jnp.int32, shape, axis + 1)
+    y = jnp.broadcast_to(jnp.expand_dims(parts[0], axis + 1), shape)
+    for r in range(1, u):
+        y = jnp.where(phase == r, jnp.broadcast_to(jnp.expand_dims(parts[r], axis + 1), shape), y)
+    return y.reshape(shape[:axis] + (shape[axis] * u,) + shape[axis + 2:])
+
+
 def _weight_fn(g, dtype):
     """Tap getter: Python floats for concrete filters (folded into the program), else traced scalars."""
     if isinstance(g, jax.core.Tracer):
@@ -139,10 +155,7 @@ def execute(x, axes, plans, g, gain=1.0):
             return phases.get(prefix, jnp.zeros_like(proto))
         axis, p = axes[level], plans[level]
         parts = [interleave(prefix + (rho,), level + 1) for rho in range(p.up)]
-        if p.up == 1:
-            return parts[0]
-        y = jnp.stack(parts, axis=axis + 1)
-        return y.reshape(y.shape[:axis] + (y.shape[axis] * p.up,) + y.shape[axis + 2:])
+        return parts[0] if p.up == 1 else _interleave(parts, axis)
 
     y = interleave((), 0)
     for axis, p in zip(axes, plans):
