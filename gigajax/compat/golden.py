@@ -36,17 +36,6 @@ class GoldenCase:
     def tolerance(self):
         return float(self.meta["tolerance"]["rel_l2"])
 
-    def layout_of(self, name):
-        """Layout of one tensor: `meta.layouts` (with `*` wildcards) when layout is `mixed`."""
-        layout = self.meta.get("layout", "n/a")
-        if layout != "mixed":
-            return layout
-        import fnmatch
-        for pattern, value in self.meta.get("layouts", {}).items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return value
-        return "n/a"
-
 
 def load(path) -> GoldenCase:
     path = Path(path)

@@ -47,8 +47,8 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     groups = _args.as_int("groups", groups, 1)
     kh, kw, cin_g, cout = w.shape
     if x.shape[3] != cin_g * groups:
-        _args.fail("w.shape", tuple(w.shape), f"[kh, kw, {x.shape[3] // groups if x.shape[3] % groups == 0 else '?'}, C_out] "
-                   f"for x with {x.shape[3]} channels and groups={groups}")
+        _args.fail("w.shape", tuple(w.shape), f"[kh, kw, C_in // groups, C_out] with C_in // groups = "
+                   f"{x.shape[3]} // {groups} for x.shape {tuple(x.shape)}")
     if cout % groups:
         _args.fail("groups", groups, f"a divisor of C_out={cout}")
     fw, fh = _args.filter_size(f)

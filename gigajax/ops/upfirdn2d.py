@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from gigajax.ops import _args, fir
 
@@ -105,7 +106,6 @@ def naive_upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     Slow on purpose. It exists as an independent cross-check for tests and as the baseline that
     benchmarks/ops.py measures the real path against; nothing in gigajax calls it on a hot path.
     """
-    from jax import lax
     _args.check_rank("x", x, (4,), "[N, H, W, C]")
     upx, upy = _args.parse_scaling("up", up)
     downx, downy = _args.parse_scaling("down", down)
