@@ -12,7 +12,7 @@ from __future__ import annotations
 from jax import lax
 
 from gigajax.ops import _args
-from gigajax.ops.upfirdn2d import upfirdn2d
+from gigajax.ops.upfirdn2d import add_padding, downsample_padding, upfirdn2d, upsample_padding
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -52,12 +52,12 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     if cout % groups:
         _args.fail("groups", groups, f"a divisor of C_out={cout}")
     fw, fh = _args.filter_size(f)
-    px0, px1, py0, py1 = _args.parse_padding(padding)
+    pad = list(_args.parse_padding(padding))
     if up > 1:
-        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+        pad = add_padding(pad, upsample_padding(fw, fh, up, up))
     if down > 1:
-        px0, px1, py0, py1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
-    pad = [px0, px1, py0, py1]
+        pad = add_padding(pad, downsample_padding(fw, fh, down, down))
+    px0, px1, py0, py1 = pad
 
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter)

@@ -11,12 +11,12 @@ input with every u-th tap (the polyphase form: K/u MACs per output instead of K)
 are interleaved afterwards. Downsampling reads the input with stride d, so outputs that would be
 thrown away are never computed.
 
-Each tap is a static shifted slice of the (once-padded) input, scaled and summed. XLA fuses the
-whole sum, the phase interleave and the strided reads into one loop per pass, so a pass reads its
-input once and writes its output once. A depthwise `lax.conv_general_dilated` computes the same
-thing, but XLA:CPU runs depthwise convolutions at under 1 GFLOP/s (see benchmarks/ops.py and
-benchmarks/RESULTS.md), 30-60x slower than the fused sum; dense convolutions (the ones that mix
-channels) stay `lax.conv_general_dilated` everywhere in gigajax.
+Each tap is a static shifted slice of the (once-padded) input, scaled and summed; XLA fuses the sum,
+the phase interleave and the strided reads of a pass into one loop (the zero padding is its own copy).
+A depthwise `lax.conv_general_dilated` computes the same thing, but XLA:CPU runs depthwise
+convolutions at about 1 GFLOP/s, 21-30x slower than the fused sum (benchmarks/RESULTS.md); dense
+convolutions (the ones that mix channels) stay `lax.conv_general_dilated` everywhere in gigajax.
+Upsampling passes are still far from memory bandwidth on XLA:CPU; RESULTS.md says where the time goes.
 
 Strided reads are written as contiguous slice -> reshape [n, stride] -> take phase 0, because XLA:CPU
 vectorises that several times better than a strided `lax.slice` on a non-minor axis.

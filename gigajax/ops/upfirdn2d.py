@@ -80,23 +80,32 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1):
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
 
 
+def upsample_padding(fw, fh, upx, upy):
+    """Extra [x0, x1, y0, y1] padding that makes upsampling with an fw x fh filter give exactly up x the input."""
+    return [(fw + upx - 1) // 2, (fw - upx) // 2, (fh + upy - 1) // 2, (fh - upy) // 2]
+
+
+def downsample_padding(fw, fh, downx, downy):
+    """Extra [x0, x1, y0, y1] padding that makes downsampling with an fw x fh filter give exactly 1/down of the input."""
+    return [(fw - downx + 1) // 2, (fw - downx) // 2, (fh - downy + 1) // 2, (fh - downy) // 2]
+
+
+def add_padding(padding, extra):
+    """padding (any official form) + extra [x0, x1, y0, y1] -> [x0, x1, y0, y1]."""
+    return [p + e for p, e in zip(_args.parse_padding(padding), extra)]
+
+
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1):
     """Upsample by `up` with filter `f`; by default the output is exactly `up` times the input."""
     upx, upy = _args.parse_scaling("up", up)
-    px0, px1, py0, py1 = _args.parse_padding(padding)
-    fw, fh = _args.filter_size(f)
-    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2,
-         py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    p = add_padding(padding, upsample_padding(*_args.filter_size(f), upx, upy))
     return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
 
 
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1):
     """Downsample by `down` with filter `f`; by default the output is exactly 1/`down` of the input."""
     downx, downy = _args.parse_scaling("down", down)
-    px0, px1, py0, py1 = _args.parse_padding(padding)
-    fw, fh = _args.filter_size(f)
-    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2,
-         py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    p = add_padding(padding, downsample_padding(*_args.filter_size(f), downx, downy))
     return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
 
 
