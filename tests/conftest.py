@@ -26,3 +26,14 @@ def _reseed_module_rng(request):
     if rng is not None:
         salt = os.environ.get("GIGAJAX_TEST_SEED", "")
         rng.seed(zlib.crc32((request.node.nodeid + salt).encode()))
+
+
+def check_grads(fn, args, **kw):
+    """jax.test_util.check_grads in float64: float32 finite differences are too noisy to tell a
+    wrong gradient from rounding, and float64 gets JAX's much tighter default tolerances."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.test_util import check_grads as _check_grads
+    with jax.enable_x64(True):
+        _check_grads(fn, tuple(jnp.asarray(np.asarray(a), jnp.float64) for a in args), **kw)

@@ -6,11 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
+from conftest import check_grads  # float64 gradient check
 
 from gigajax import ops
 from gigajax.ops import fir
 from gigajax.ops.upfirdn2d import naive_upfirdn2d
+
 
 RNG = np.random.RandomState(0)
 

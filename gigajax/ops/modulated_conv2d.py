@@ -33,8 +33,9 @@ def _check(x, weight, styles, noise=None):
 
 def _demod_coefs(weight, styles):
     """1 / ||w * s|| over (kh, kw, C_in) for each sample and output channel: [N, C_out]."""
-    wsq = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))  # [I, O]
-    return lax.rsqrt(jnp.square(styles.astype(jnp.float32)) @ wsq + 1e-8)
+    dtype = jnp.result_type(weight.dtype, styles.dtype, jnp.float32)  # at least float32
+    wsq = jnp.sum(jnp.square(weight.astype(dtype)), axis=(0, 1))  # [I, O]
+    return lax.rsqrt(jnp.square(styles.astype(dtype)) @ wsq + 1e-8)
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
@@ -111,15 +112,16 @@ def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None):
         ph, pw = (_args.as_int("padding", p) for p in padding)
     else:
         ph = pw = _args.as_int("padding", padding)
-    w = w.astype(jnp.float32)
-    s = s.astype(jnp.float32)
+    dtype = jnp.result_type(w.dtype, s.dtype, jnp.float32)  # float32 as in the official code, float64 if given
+    w = w.astype(dtype)
+    s = s.astype(dtype)
     if demodulate:
         w = w * lax.rsqrt(jnp.mean(jnp.square(w), axis=(0, 1, 2), keepdims=True))
         s = s * lax.rsqrt(jnp.mean(jnp.square(s)))
     scale = s
     dcoefs = _demod_coefs(w, s) if demodulate else None
     if input_gain is not None:
-        g = jnp.asarray(input_gain, jnp.float32)
+        g = jnp.asarray(input_gain, dtype)
         if g.ndim > 2 or (g.ndim >= 1 and g.shape[-1] != cin) or (g.ndim == 2 and g.shape[0] != n):
             _args.fail("input_gain.shape", tuple(g.shape), f"[], [{cin}] or [{n}, {cin}]")
         scale = scale * jnp.broadcast_to(g, (n, cin))
