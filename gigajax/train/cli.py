@@ -1,0 +1,132 @@
+"""The command line every experiment shares:
+
+    python -m experiments.<name> [--workdir DIR] [--variant NAME] [--config.KEY=VALUE ...]
+
+Re-running the same command with the same --workdir resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import os
+import sys
+
+import ml_collections
+
+
+class ConfigOverrideError(ValueError):
+    pass
+
+
+def _flat_keys(config, prefix=""):
+    for k, v in config.items():
+        if isinstance(v, ml_collections.ConfigDict):
+            yield from _flat_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _parse_value(key: str, text: str, current):
+    if isinstance(current, bool):
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigOverrideError(f"--config.{key}: expected a boolean (true/false), got {text!r}")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigOverrideError(f"--config.{key}: expected an integer, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigOverrideError(f"--config.{key}: expected a number, got {text!r}") from None
+    if isinstance(current, str):
+        return text
+    try:   # None, tuples, lists: a Python literal, else the plain string
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[tuple[str, str]]) -> ml_collections.ConfigDict:
+    """Set each dotted `key` of `config` to `text`, parsed as the type of the current value."""
+    known = dict(_flat_keys(config))
+    for key, text in overrides:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigOverrideError(f"--config.{key}: no such config key.{hint} Run with --help to list the keys.")
+        value = _parse_value(key, text, known[key])
+        *parents, leaf = key.split(".")
+        node = config
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def _split_args(argv):
+    """Separate --config.KEY=VALUE / --config.KEY VALUE pairs from the other arguments."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--config."):
+            body = a[len("--config."):]
+            if "=" in body:
+                key, text = body.split("=", 1)
+            elif i + 1 < len(argv):
+                key, text = body, argv[i + 1]
+                i += 1
+            else:
+                raise ConfigOverrideError(f"{a}: missing a value (use {a}=VALUE)")
+            overrides.append((key, text))
+        else:
+            rest.append(a)
+        i += 1
+    return rest, overrides
+
+
+def _help_epilog(get_config, variants) -> str:
+    lines = ["variants:"]
+    lines += [f"  {name:<20} {desc}" for name, desc in variants.items()]
+    lines += ["", "config keys (default variant; override with --config.KEY=VALUE):"]
+    lines += [f"  {k:<28} {v!r}" for k, v in _flat_keys(get_config("default"))]
+    return "\n".join(lines)
+
+
+def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -> int:
+    """Parse the command line, build the config and train. Exits 143 after a SIGTERM snapshot."""
+    argv = sys.argv[1:] if argv is None else argv
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "experiment"
+    module = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = module.name.rsplit(".", 1)[-1] if module is not None else prog.removesuffix(".py")
+    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=doc,
+                                     epilog=_help_epilog(get_config, variants),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default=None, help="run directory (default: runs/<experiment>-<variant>); "
+                                                          "re-use it to resume")
+    parser.add_argument("--variant", default="default", help=f"one of: {', '.join(variants)}")
+    parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    try:
+        rest, overrides = _split_args(argv)
+        args = parser.parse_args(rest)
+        if args.variant not in variants:
+            raise ConfigOverrideError(f"--variant {args.variant!r}: unknown; known variants: {', '.join(variants)}")
+        config = apply_overrides(get_config(args.variant), overrides)
+    except ConfigOverrideError as e:
+        parser.error(str(e))
+    workdir = args.workdir or os.path.join("runs", f"{name}-{args.variant}")
+
+    from gigajax.train.loop import train
+    result = train(config, build, workdir, progress=not args.no_progress)
+    print(f"{result['status']}: step {result['step']}, kimg {result['kimg']:.2f}, workdir {os.path.abspath(workdir)}",
+          flush=True)
+    if result["status"] == "interrupted":
+        raise SystemExit(143)
+    return 0

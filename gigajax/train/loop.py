@@ -1,0 +1,228 @@
+"""The training loop: build, resume, step, log, snapshot, stop.
+
+    train(config, build, workdir)
+
+`build(config, spec) -> GANRecipe` comes from the experiment. Everything else is generic: the
+mesh, the sharded jit step, EMA, orbax checkpoints with automatic resume, the non-finite
+guard, SIGTERM handling, JSONL/TensorBoard logs, the progress bar and sample grids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from gigajax.train.checkpoint import Checkpoints
+from gigajax.train.grid import save_grid
+from gigajax.train.log import MetricsLog, summarize
+from gigajax.train.recipe import DataSpec
+from gigajax.train.state import create_state
+from gigajax.train.step import build_train_step
+
+# Config keys that may change between a run and its resume without breaking exactness.
+RESUMABLE_CHANGES = {"total_kimg", "snapshot_kimg", "log_every", "keep_checkpoints", "prefetch",
+                     "max_nonfinite", "grid_rows", "grid_cols"}
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+class ResumeMismatchError(ValueError):
+    pass
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    """A 1-D data-parallel mesh over every device of every process."""
+    return jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def _check_config(config) -> None:
+    for key in ("total_kimg", "batch_size", "seed", "snapshot_kimg", "dataset"):
+        if key not in config:
+            raise ValueError(f"config is missing the required key {key!r}")
+    if config.batch_size <= 0:
+        raise ValueError(f"config.batch_size must be positive, got {config.batch_size}")
+    if config.batch_size % jax.device_count():
+        raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the number of devices "
+                         f"({jax.device_count()}) so that each gets an equal share of the global batch")
+    if config.total_kimg <= 0 or config.snapshot_kimg <= 0:
+        raise ValueError(f"config.total_kimg ({config.total_kimg}) and config.snapshot_kimg "
+                         f"({config.snapshot_kimg}) must be positive")
+
+
+def _check_resume(saved: dict, config) -> None:
+    now = json.loads(config.to_json())
+    diffs = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if diffs:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in diffs)
+        raise ResumeMismatchError(f"the workdir's checkpoint was written with a different config ({detail}). "
+                                  f"Resuming would not continue the same run: use a new --workdir, or pass the "
+                                  f"original values.")
+
+
+def _open_data(config):
+    from gigajax.data import Pipeline, open_source
+    source = open_source(config.dataset, resolution=int(config.resolution) or None, use_labels=bool(config.use_labels))
+    return Pipeline(source, int(config.batch_size), int(config.seed), xflip=bool(config.xflip))
+
+
+def train(config, build, workdir, *, progress: bool = True, max_steps: int | None = None) -> dict:
+    """Train (or resume) the run in `workdir` until config.total_kimg. Returns a summary dict
+    ({'step', 'kimg', 'status'}; status is 'done', 'interrupted' (SIGTERM) or 'max_steps').
+    `max_steps` stops after that many steps in this call (for tests and benchmarks)."""
+    _check_config(config)
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    is_main = jax.process_index() == 0
+
+    pipe = _open_data(config)
+    spec = DataSpec(pipe.resolution, pipe.channels, pipe.c_dim)
+    recipe = build(config, spec)
+    optimizers = recipe.optimizers()
+    B = int(config.batch_size)
+
+    mesh = make_mesh()
+    repl, data_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    step_fn = jax.jit(build_train_step(recipe, optimizers, batch_size=B, ema_kimg=float(config.ema_kimg),
+                                       ema_rampup=float(config.ema_rampup)),
+                      in_shardings=(repl, data_sh), out_shardings=(repl, repl), donate_argnums=0)
+
+    sample = _global_batch(pipe.local_batch(0), data_sh)
+    init_fn = jax.jit(lambda key, batch: create_state(recipe, key, batch, optimizers), out_shardings=repl)
+    key = jax.random.key(int(config.seed))
+    ckpt = Checkpoints(workdir, keep=int(config.keep_checkpoints))
+    resumed_from = ckpt.latest_step()
+    if resumed_from is None:
+        state = init_fn(key, sample)
+        meta = {"config": json.loads(config.to_json())}
+        if is_main:
+            (workdir / "config.json").write_text(config.to_json(indent=2))
+    else:
+        abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl),
+                                          jax.eval_shape(init_fn, key, sample))
+        state, meta = ckpt.restore(abstract, resumed_from)
+        _check_resume(meta.get("config", {}), config)
+    del sample
+
+    log = MetricsLog(workdir, enabled=is_main)
+    grid_rows, grid_cols = int(config.grid_rows), int(config.grid_cols)
+    grid_z, grid_c = recipe.grid_inputs(jax.random.fold_in(key, 0x6772), grid_rows, grid_cols)
+    gen_fn = jax.jit(recipe.generate, out_shardings=repl)
+    grid_key = jax.random.fold_in(key, 0x6E6F)
+
+    def snapshot(state, wait=False):
+        step = ckpt.save(state, {**meta, "kimg": int(state.nimg) / 1000.0}, wait=wait)
+        images = gen_fn(state.ema, grid_z, grid_c, grid_key)
+        if is_main:
+            save_grid(jax.device_get(images), grid_rows, grid_cols, workdir / f"fakes{int(state.nimg) // 1000:06d}.png")
+        return step
+
+    if is_main and resumed_from is None:
+        reals = pipe.local_batch(0)["image"][: grid_rows * grid_cols]
+        if len(reals) == grid_rows * grid_cols:
+            save_grid(reals.astype(np.float32) / 127.5 - 1.0, grid_rows, grid_cols, workdir / "reals.png")
+
+    step = int(state.step)
+    nimg = int(state.nimg)
+    total_nimg = int(round(float(config.total_kimg) * 1000))
+    snap_nimg = float(config.snapshot_kimg) * 1000
+    next_snap = (math.floor(nimg / snap_nimg) + 1) * snap_nimg
+    if resumed_from is None:
+        snapshot(state)   # the initial snapshot: a resume target from step 0 and the untrained grid
+    elif is_main:
+        print(f"Resuming from {ckpt.dir / str(resumed_from)} (step {step}, kimg {nimg / 1000:.1f})", flush=True)
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    bar = _progress(progress and is_main, total_nimg, nimg)
+    window, previous_metrics, last_log_t, last_log_nimg = [], None, time.time(), nimg
+    status, steps_this_call = "done", 0
+    data = pipe.iterate(step, data_sh, prefetch=int(config.prefetch))
+    try:
+        while nimg < total_nimg:
+            batch = next(data)
+            state, metrics = step_fn(state, batch)
+            step, nimg, steps_this_call = step + 1, nimg + B, steps_this_call + 1
+            window.append(metrics)
+            bar.update(B / 1000)
+            # The guard reads the previous step's counters, so the host never waits on the step it just queued.
+            if previous_metrics is not None and int(previous_metrics["nonfinite/streak"]) >= int(config.max_nonfinite):
+                snapshot(state, wait=True)
+                raise NonFiniteError(
+                    f"{int(previous_metrics['nonfinite/streak'])} consecutive steps had a non-finite loss or gradient "
+                    f"(config.max_nonfinite={config.max_nonfinite}); stopped at step {step}, kimg {nimg / 1000:.2f}. "
+                    f"Those updates were skipped, so the checkpoint just written in {ckpt.dir} holds the last good "
+                    f"state. Lower the learning rate or check the data.")
+            previous_metrics = metrics
+            done = nimg >= total_nimg
+            if step % int(config.log_every) == 0 or done:
+                record = _log_record(window, nimg, last_log_t, last_log_nimg)
+                window, last_log_t, last_log_nimg = [], time.time(), nimg
+                log.write(step, record)
+                bar.set_postfix_str(_postfix(record), refresh=False)
+            interrupted = stop.is_set()
+            if jax.process_count() > 1 and step % int(config.log_every) == 0:
+                interrupted = _any_process(interrupted)
+            if nimg >= next_snap or done or interrupted:
+                snapshot(state, wait=done or interrupted)
+                next_snap = (math.floor(nimg / snap_nimg) + 1) * snap_nimg
+            if interrupted:
+                status = "interrupted"
+                break
+            if max_steps is not None and steps_this_call >= max_steps:
+                snapshot(state, wait=True)
+                status = "max_steps"
+                break
+    finally:
+        data.close()
+        bar.close()
+        ckpt.close()
+        log.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if is_main and status == "interrupted":
+        print(f"SIGTERM: checkpoint written at step {step} (kimg {nimg / 1000:.2f}); re-run the same command to resume.",
+              flush=True)
+    return {"step": step, "kimg": nimg / 1000.0, "status": status, "state": state}
+
+
+def _global_batch(local: dict, sharding) -> dict:
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
+
+
+def _any_process(flag: bool) -> bool:
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.asarray([flag], np.int32))))
+
+
+def _log_record(window, nimg, t0, nimg0) -> dict:
+    host = [jax.device_get(m) for m in window]
+    record = summarize(host)
+    dt = max(time.time() - t0, 1e-9)
+    record.update({"kimg": nimg / 1000.0, "images_per_sec": (nimg - nimg0) / dt, "time": time.time()})
+    return record
+
+
+def _postfix(record: dict) -> str:
+    parts = [f"{record['images_per_sec']:.0f} img/s"]
+    parts += [f"{k.replace('/loss', '')}={v:.3g}" for k, v in record.items() if k.endswith("/loss")]
+    return " ".join(parts)
+
+
+def _progress(enabled: bool, total_nimg: int, nimg: int):
+    from tqdm.auto import tqdm
+    return tqdm(total=total_nimg / 1000, initial=nimg / 1000, unit="kimg", disable=not enabled, dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")

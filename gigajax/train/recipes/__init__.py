@@ -1,0 +1,1 @@
+"""Recipes: a model family, its losses, optimizers and phases, packaged for the trainer."""

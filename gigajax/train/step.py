@@ -1,0 +1,125 @@
+"""One training step: every due phase, the non-finite guard, and the G_ema update.
+
+The step is a pure function (state, batch) -> (state, metrics) that the loop jit-compiles with
+explicit shardings. Phase selection by `step % interval` happens inside the step with
+`lax.cond`, so a run compiles one program no matter how many lazy phases it has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gigajax.train.state import TrainState
+
+PyTree = Any
+
+
+def to_model_batch(batch: dict) -> dict:
+    """uint8 images [B, H, W, C] -> float32 in [-1, 1]; labels pass through as float32."""
+    image = batch["image"]
+    if image.dtype == jnp.uint8:
+        image = image.astype(jnp.float32) / 127.5 - 1.0
+    return {"image": image, "label": batch["label"].astype(jnp.float32)}
+
+
+def all_finite(*trees) -> jax.Array:
+    leaves = [x for t in trees for x in jax.tree_util.tree_leaves(t)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    if not leaves:
+        return jnp.bool_(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def ema_beta(nimg, batch_size: int, ema_kimg: float, ema_rampup: float) -> jax.Array:
+    """G_ema decay per step for a half-life of ema_kimg thousand images, the half-life capped at
+    cur_nimg * ema_rampup early in training (StyleGAN2-ADA). ema_kimg == 0 turns EMA off."""
+    if ema_kimg <= 0:
+        return jnp.float32(0.0)
+    ema_nimg = jnp.float32(ema_kimg * 1000.0)
+    if ema_rampup > 0:
+        ema_nimg = jnp.minimum(ema_nimg, nimg.astype(jnp.float32) * ema_rampup)
+    return jnp.float32(0.5) ** (batch_size / jnp.maximum(ema_nimg, 1e-8))
+
+
+def _select(pred, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _phase_update(phase, optimizer, carry, batch, key):
+    """Run one phase. carry = (params, colls, aux, opt). Returns (carry, metrics, finite)."""
+    params, colls, aux, opt = carry
+    m = phase.module
+
+    def objective(p):
+        return phase.loss({**params, m: p}, colls, aux, batch, key)
+
+    (loss, (metrics, new_colls, new_aux)), grads = jax.value_and_grad(objective, has_aux=True)(params[m])
+    updates, new_opt_m = optimizer.update(grads, opt[m], params[m])
+    new_p = optax.apply_updates(params[m], updates)
+    if phase.post_update is not None:
+        new_p = phase.post_update(new_p)
+    finite = jnp.isfinite(loss) & all_finite(grads)
+    # A non-finite loss or gradient leaves every part of the state as it was.
+    new_carry = ({**params, m: _select(finite, new_p, params[m])},
+                 _select(finite, new_colls, colls),
+                 _select(finite, new_aux, aux),
+                 {**opt, m: _select(finite, new_opt_m, opt[m])})
+    metrics = {"loss": loss, **metrics}
+    metrics = {k: jnp.asarray(v, jnp.float32).reshape(()) for k, v in metrics.items()}
+    return new_carry, metrics, finite
+
+
+def build_train_step(recipe, optimizers: dict, *, batch_size: int, ema_kimg: float, ema_rampup: float):
+    """Return step(state, batch) -> (state, metrics) for `recipe`. `batch` holds the global batch
+    ('image' uint8 or float [B, H, W, C], 'label' [B, c_dim]); B must equal batch_size.
+
+    Metrics (float32 scalars): '<phase>/<name>' for each phase's metrics, '<phase>/ran' (1 when
+    the phase was due), '<phase>/skipped' (1 when its update was dropped as non-finite),
+    'nonfinite/streak', 'nonfinite/total' and 'ema_beta'."""
+    phases = tuple(recipe.phases)
+    if not phases:
+        raise ValueError(f"{type(recipe).__name__}.phases is empty: nothing to train")
+
+    def step(state: TrainState, batch: dict):
+        batch = to_model_batch(batch)
+        key, step_key = jax.random.split(jax.random.wrap_key_data(state.rng))
+        carry = (state.params, state.colls, state.aux, state.opt)
+        out = {}
+        any_skip = jnp.bool_(False)
+        for i, phase in enumerate(phases):
+            phase_key = jax.random.fold_in(step_key, i)
+            run = lambda c, ph=phase, k=phase_key: _phase_update(ph, optimizers[ph.module], c, batch, k)
+            if phase.interval == 1:
+                carry, metrics, finite = run(carry)
+                due = jnp.bool_(True)
+            else:
+                due = (state.step % phase.interval) == 0
+                shapes = jax.eval_shape(run, carry)[1]
+                skip = lambda c, shapes=shapes: (c, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                                                 jnp.bool_(True))
+                carry, metrics, finite = jax.lax.cond(due, run, skip, carry)
+            skipped = due & ~finite
+            any_skip = any_skip | skipped
+            out.update({f"{phase.name}/{k}": v for k, v in metrics.items()})
+            out[f"{phase.name}/ran"] = due.astype(jnp.float32)
+            out[f"{phase.name}/skipped"] = skipped.astype(jnp.float32)
+        params, colls, aux, opt = carry
+
+        beta = ema_beta(state.nimg, batch_size, ema_kimg, ema_rampup)
+        ema_params = jax.tree_util.tree_map(lambda e, p: p + (e - p) * beta, state.ema["params"], params["G"])
+        ema = {**colls["G"], "params": ema_params}   # buffers (batch_stats, ...) are copied, as in the official code
+        out["ema_beta"] = beta
+
+        nonfinite = {"total": state.nonfinite["total"] + sum(out[f"{p.name}/skipped"] for p in phases).astype(jnp.int32),
+                     "streak": jnp.where(any_skip, state.nonfinite["streak"] + 1, 0).astype(jnp.int32)}
+        out["nonfinite/streak"] = nonfinite["streak"].astype(jnp.float32)
+        out["nonfinite/total"] = nonfinite["total"].astype(jnp.float32)
+        new_state = state.replace(step=state.step + 1, nimg=state.nimg + batch_size, params=params, colls=colls,
+                                  ema=ema, opt=opt, rng=jax.random.key_data(key), aux=aux, nonfinite=nonfinite)
+        return new_state, out
+
+    return step
