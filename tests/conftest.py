@@ -25,7 +25,11 @@ def _reseed_module_rng(request):
     rng = getattr(request.module, "RNG", None)
     if rng is not None:
         salt = os.environ.get("GIGAJAX_TEST_SEED", "")
-        rng.seed(zlib.crc32((request.node.nodeid + salt).encode()))
+        seed = zlib.crc32((request.node.nodeid + salt).encode())
+        if hasattr(rng, "seed"):          # np.random.RandomState
+            rng.seed(seed)
+        else:                             # np.random.Generator: reseed its bit generator in place
+            rng.bit_generator.state = type(rng.bit_generator)(seed).state
 
 
 def check_grads(fn, args, **kw):

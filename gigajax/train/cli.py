@@ -100,6 +100,17 @@ def _help_epilog(get_config, variants) -> str:
     return "\n".join(lines)
 
 
+def initialize_distributed() -> None:
+    import jax
+    kw = {}
+    if "JAX_COORDINATOR_ADDRESS" in os.environ:
+        kw["coordinator_address"] = os.environ["JAX_COORDINATOR_ADDRESS"]
+    for env, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if env in os.environ:
+            kw[arg] = int(os.environ[env])
+    jax.distributed.initialize(**kw)
+
+
 def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -> int:
     """Parse the command line, build the config and train. Exits 143 after a SIGTERM snapshot."""
     argv = sys.argv[1:] if argv is None else argv
@@ -113,6 +124,10 @@ def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -
                                                           "re-use it to resume")
     parser.add_argument("--variant", default="default", help=f"one of: {', '.join(variants)}")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (multi-process runs). It reads "
+                             "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID when set, and "
+                             "auto-detects on Cloud TPU and SLURM otherwise")
     try:
         rest, overrides = _split_args(argv)
         args = parser.parse_args(rest)
@@ -123,6 +138,8 @@ def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -
         parser.error(str(e))
     workdir = args.workdir or os.path.join("runs", f"{name}-{args.variant}")
 
+    if args.distributed:
+        initialize_distributed()
     from gigajax.train.loop import train
     result = train(config, build, workdir, progress=not args.no_progress)
     print(f"{result['status']}: step {result['step']}, kimg {result['kimg']:.2f}, workdir {os.path.abspath(workdir)}",

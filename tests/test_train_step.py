@@ -1,0 +1,88 @@
+"""The jit train step: sharding invariance, EMA, phase intervals and the non-finite guard."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from gigajax.train import DataSpec
+from gigajax.train.state import create_state
+from gigajax.train.step import build_train_step, ema_beta
+
+import toy_gan
+
+B = 16
+
+
+def _batch(seed):
+    r = np.random.default_rng(seed)
+    return {"image": r.integers(0, 256, (B, 8, 8, 1), dtype=np.uint8),
+            "label": np.eye(3, dtype=np.float32)[r.integers(0, 3, B)]}
+
+
+def _run(devices, steps=6, **model_kw):
+    mesh = Mesh(np.asarray(devices), ("data",))
+    repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    recipe = toy_gan.ToyRecipe(DataSpec(8, 1, 3), **model_kw)
+    opts = recipe.optimizers()
+    step = jax.jit(build_train_step(recipe, opts, batch_size=B, ema_kimg=0.01, ema_rampup=0.05),
+                   in_shardings=(repl, data), out_shardings=(repl, repl))
+    put = lambda b: {k: jax.device_put(v, data) for k, v in b.items()}
+    state = jax.jit(lambda k, b: create_state(recipe, k, b, opts), out_shardings=repl)(jax.random.key(0), put(_batch(0)))
+    history = []
+    for i in range(steps):
+        state, m = step(state, put(_batch(i)))
+        history.append(jax.device_get(m))
+    return jax.device_get(state), history
+
+
+@pytest.fixture(scope="module")
+def one_device_run():
+    return _run(jax.devices()[:1])
+
+
+def test_eight_devices_match_one(one_device_run):
+    assert len(jax.devices()) == 8
+    s1, _ = one_device_run
+    s8, _ = _run(jax.devices())
+    for name, a, b in [("params", s1.params, s8.params), ("ema", s1.ema, s8.ema), ("opt", s1.opt, s8.opt)]:
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6, err_msg=name)
+    np.testing.assert_array_equal(s1.rng, s8.rng)
+    assert int(s8.step) == 6 and int(s8.nimg) == 6 * B
+
+
+def test_lazy_phase_runs_every_interval(one_device_run):
+    _, hist = one_device_run
+    assert [m["Dreg/ran"] for m in hist] == [1, 0, 0, 0, 1, 0]
+    assert all(m["Gmain/ran"] == 1 and m["Dmain/ran"] == 1 for m in hist)
+    assert hist[1]["Dreg/r1"] == 0 and hist[4]["Dreg/r1"] > 0
+
+
+def test_ema_beta_matches_the_stylegan2_ada_rule():
+    # ema_nimg = min(ema_kimg * 1000, cur_nimg * rampup); beta = 0.5 ** (batch / ema_nimg)
+    assert float(ema_beta(jnp.int32(10_000), 32, ema_kimg=10.0, ema_rampup=0.05)) == pytest.approx(0.5 ** (32 / 500))
+    assert float(ema_beta(jnp.int32(10_000_000), 32, ema_kimg=10.0, ema_rampup=0.05)) == pytest.approx(0.5 ** (32 / 10_000))
+    assert float(ema_beta(jnp.int32(0), 32, ema_kimg=0.0, ema_rampup=0.0)) == 0.0
+
+
+def test_ema_follows_g_with_the_half_life(one_device_run):
+    s, hist = one_device_run
+    assert 0 < hist[-1]["ema_beta"] < 1
+    g, e = jax.tree_util.tree_leaves(s.params["G"]), jax.tree_util.tree_leaves(s.ema["params"])
+    assert any(not np.array_equal(a, b) for a, b in zip(g, e))
+
+
+def test_nonfinite_loss_skips_the_update_and_counts():
+    s, hist = _run(jax.devices()[:1], steps=4, blowup_at=2 * B)   # G's loss is NaN from the 3rd step's D phase on
+    assert [m["Gmain/skipped"] for m in hist] == [0, 0, 1, 1]
+    assert [m["nonfinite/streak"] for m in hist] == [0, 0, 1, 2]
+    assert int(s.nonfinite["total"]) == 2
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(s.params))
+    # G stopped changing once its loss went non-finite; D kept training.
+    s2, _ = _run(jax.devices()[:1], steps=2, blowup_at=2 * B)
+    for a, b in zip(jax.tree_util.tree_leaves(s.params["G"]), jax.tree_util.tree_leaves(s2.params["G"])):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(s.params["D"]),
+                                                        jax.tree_util.tree_leaves(s2.params["D"])))
