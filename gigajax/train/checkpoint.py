@@ -64,6 +64,11 @@ class Checkpoints:
         state = flax.serialization.from_state_dict(target, restored["state"])
         return state, dict(restored["meta"])
 
+    def read_meta(self, step: int) -> dict:
+        """The JSON metadata saved with a checkpoint, without touching its arrays."""
+        f = self.dir / str(step) / "meta" / "metadata"
+        return json.loads(f.read_text()) if f.exists() else {}
+
     def wait(self) -> None:
         self._mgr.wait_until_finished()
 
@@ -85,7 +90,12 @@ def read_raw(workdir, step: int | None = None) -> tuple[int, dict, dict]:
     path = root / str(step)
     if not (path / "state").is_dir():
         raise CheckpointError(f"no checkpoint for step {step} in {root}")
-    state = ocp.StandardCheckpointer().restore(path / "state")
+    # Restore every array onto this process's first device, whatever topology wrote it.
+    ckptr = ocp.StandardCheckpointer()
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+                                      ckptr.metadata(path / "state").item_metadata.tree)
+    state = ckptr.restore(path / "state", abstract)
     meta_file = path / "meta" / "metadata"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     return step, jax.tree_util.tree_map(np.asarray, state), meta

@@ -108,10 +108,12 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
         if is_main:
             (workdir / "config.json").write_text(config.to_json(indent=2))
     else:
+        # Compare configs first: a changed model setting is named here instead of surfacing as
+        # an array-shape mismatch inside orbax.
+        _check_resume(ckpt.read_meta(resumed_from).get("config", {}), config)
         abstract = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl),
                                           jax.eval_shape(init_fn, key, sample))
         state, meta = ckpt.restore(abstract, resumed_from)
-        _check_resume(meta.get("config", {}), config)
     del sample
 
     log = MetricsLog(workdir, enabled=is_main)
@@ -157,7 +159,7 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
             state, metrics = step_fn(state, batch)
             step, nimg, steps_this_call = step + 1, nimg + B, steps_this_call + 1
             window.append(metrics)
-            bar.update(B / 1000)
+            bar.update(min(B, max(total_nimg - (nimg - B), 0)) / 1000)
             # The guard reads the previous step's counters, so the host never waits on the step it just queued.
             if previous_metrics is not None and int(previous_metrics["nonfinite/streak"]) >= int(config.max_nonfinite):
                 snapshot(state, wait=True)
