@@ -130,8 +130,13 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
         return step
 
     if is_main and resumed_from is None:
-        reals = pipe.local_batch(0)["image"][: grid_rows * grid_cols]
-        if len(reals) == grid_rows * grid_cols:
+        need, reals = grid_rows * grid_cols, []
+        for s in range(pipe.steps_per_epoch):
+            reals.append(pipe.local_batch(s)["image"])
+            if sum(map(len, reals)) >= need:
+                break
+        reals = np.concatenate(reals)[:need]
+        if len(reals) == need:
             save_grid(reals.astype(np.float32) / 127.5 - 1.0, grid_rows, grid_cols, workdir / "reals.png")
 
     step = int(state.step)
