@@ -19,7 +19,7 @@ RNG = np.random.default_rng(0)
 SPEC = DataSpec(resolution=16, channels=1, c_dim=0)
 B = 8
 TINY_INFO = dict(noise_dim=6, cat_dim=4, cont_dim=2, ch=4, fc_dim=16, q_dim=8)
-TINY_BEGAN = dict(z_dim=8, h_dim=8, n=4, base_resolution=4, convs_per_level=1, lr_g=1e-3, lr_d=1e-3)
+TINY_BEGAN = dict(z_dim=8, h_dim=8, n=4, base_resolution=4, convs_per_level=1, lr_g=1e-3, lr_d=1e-3, g_out_bias=-0.5)
 
 
 def _key(seed):
@@ -227,6 +227,10 @@ def test_began_phases_and_k_t():
     rec = BEGANRecipe(SPEC, **TINY_BEGAN)
     assert [(p.name, p.module) for p in rec.phases] == [("Dmain", "D"), ("Gmain", "G")]
     variables = _init(rec)
+    dec = variables["G"]["params"]["decoder"]
+    last_conv = max((k for k in dec if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
+    np.testing.assert_array_equal(dec[last_conv]["bias"], [-0.5])   # g_out_bias: G starts around that value
+    assert float(jnp.max(jnp.abs(variables["D"]["params"]["decoder"][last_conv]["bias"]))) == 0.0   # D's not
     batch = _batch()
     aux = {"k_t": jnp.float32(0.25)}
     d_phase, g_phase = rec.phases

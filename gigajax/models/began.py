@@ -38,12 +38,15 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
 
 
 class Decoder(nn.Module):
-    """Vector [B, in_dim] -> image [B, res, res, channels] (unbounded). Also BEGAN's generator."""
+    """Vector [B, in_dim] -> image [B, res, res, channels] (unbounded). Also BEGAN's generator.
+    `out_bias_init` is the initial bias of the last conv, i.e. the image value the network
+    starts around (0 = mid-gray, as with the paper's default initialisation)."""
     resolution: int = 32
     channels: int = 1
     n: int = 32
     base_resolution: int = 8
     convs_per_level: int = 2
+    out_bias_init: float = 0.0
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
@@ -57,7 +60,8 @@ class Decoder(nn.Module):
                 x = nn.elu(nn.Conv(self.n, (3, 3), padding="SAME")(x))
             if lv < levels - 1:
                 x = upsample_nearest(x)
-        return nn.Conv(self.channels, (3, 3), padding="SAME")(x)
+        return nn.Conv(self.channels, (3, 3), padding="SAME",
+                       bias_init=nn.initializers.constant(self.out_bias_init))(x)
 
 
 class Encoder(nn.Module):
@@ -85,17 +89,19 @@ class Encoder(nn.Module):
 
 
 class Generator(nn.Module):
-    """z [B, z_dim] (U(-1, 1) in the paper) -> images [B, res, res, channels], unbounded."""
+    """z [B, z_dim] (U(-1, 1) in the paper) -> images [B, res, res, channels], unbounded.
+    `out_bias_init` starts the output at that constant (see `Decoder`)."""
     resolution: int = 32
     channels: int = 1
     n: int = 32
     base_resolution: int = 8
     convs_per_level: int = 2
+    out_bias_init: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         return Decoder(self.resolution, self.channels, self.n, self.base_resolution, self.convs_per_level,
-                       name="decoder")(z)
+                       self.out_bias_init, name="decoder")(z)
 
 
 class Discriminator(nn.Module):

@@ -16,7 +16,11 @@ updated when the network is applied with train=True and mutable=['batch_stats'].
 The stride-2 transposed convolution is written as four 2x2 convolutions, one per output phase
 (`conv_transpose_2x`): it is the same function as a 4x4 / stride 2 / padding 1 transposed conv
 (PyTorch's ConvTranspose2d(k=4, s=2, p=1), weight [4, 4, in, out] here), without the zero-stuffed
-input that makes XLA's lhs-dilated convolution several times slower on CPU.
+input that makes XLA's lhs-dilated convolution several times slower on CPU. For the same reason
+D's stride-2 convolution (`conv_down_2x`) has a custom VJP whose input gradient is that
+transposed conv: first-order gradients get faster and WGAN-GP's gradient penalty (a gradient of
+an input gradient) about 5x faster on CPU. The custom VJP means D supports reverse-mode
+differentiation to any order, but not forward mode (jax.jvp).
 
 Conditioning (optional, c_dim > 0): the one-hot label is concatenated to z in G, and to the
 image as constant feature maps in D.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -61,6 +66,50 @@ def conv_transpose_2x(x, w):
         rows.append(jnp.stack(cols, axis=3))               # [N, H, W, 2 (px), O]
     y = jnp.stack(rows, axis=3)                             # [N, H, W, 2 (py), 2 (px), O]
     return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * wd, o)
+
+
+def _conv_down_2x(x, w):
+    if x.ndim != 4 or x.shape[1] % 2 or x.shape[2] % 2 or w.shape[:2] != (4, 4) or x.shape[-1] != w.shape[2]:
+        raise ValueError(f"conv_down_2x: expected x [N, H, W, I] with even H, W and w [4, 4, I, O]; "
+                         f"got x {tuple(x.shape)}, w {tuple(w.shape)}")
+    return lax.conv_general_dilated(x, w.astype(x.dtype), (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
+
+
+@jax.custom_vjp
+def conv_down_2x(x, w):
+    """Convolution, kernel 4, stride 2, padding 1: x [N, H, W, I] (H, W even), w [4, 4, I, O] ->
+    [N, H/2, W/2, O] (PyTorch's Conv2d(I, O, 4, 2, 1)). Its input gradient is `conv_transpose_2x`
+    with the kernel's in/out axes swapped (see the module doc for why it is custom)."""
+    return _conv_down_2x(x, w)
+
+
+def _conv_down_2x_fwd(x, w):
+    return _conv_down_2x(x, w), (x, w)
+
+
+def _conv_down_2x_bwd(res, g):
+    x, w = res
+    dx = conv_transpose_2x(g, jnp.swapaxes(w, 2, 3).astype(g.dtype)).astype(x.dtype)
+    dw = jax.vjp(lambda v: _conv_down_2x(x, v), w)[1](g)[0]
+    return dx, dw
+
+
+conv_down_2x.defvjp(_conv_down_2x_fwd, _conv_down_2x_bwd)
+
+
+class ConvDown2x(nn.Module):
+    """Learned `conv_down_2x` layer (halves H and W)."""
+    features: int
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = dcgan_init
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
+        y = conv_down_2x(x, w)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return y
 
 
 class ConvTranspose2x(nn.Module):
@@ -148,8 +197,7 @@ class Discriminator(nn.Module):
         ch = self.ndf
         for i in range(n):
             normed = i > 0 and self.norm != "none"
-            x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=not normed,
-                        kernel_init=dcgan_init, name=f"conv{i}")(x)
+            x = ConvDown2x(ch, use_bias=not normed, name=f"conv{i}")(x)
             if normed and self.norm == "batch":
                 x = _batch_norm(train, f"conv{i}_bn")(x)
             elif normed:

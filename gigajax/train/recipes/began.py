@@ -58,8 +58,8 @@ class BEGANRecipe(GANRecipe):
     """BEGAN. Every keyword is an `experiments/began.py` config.model key."""
 
     def __init__(self, spec: DataSpec, *, z_dim: int = 64, h_dim: int = 64, n: int = 32, base_resolution: int = 8,
-                 convs_per_level: int = 2, gamma: float = 0.5, lambda_k: float = 0.001, eta: int = 1,
-                 lr_g: float = 1e-4, lr_d: float = 1e-4, beta1: float = 0.5, beta2: float = 0.999):
+                 convs_per_level: int = 2, g_out_bias: float = 0.0, gamma: float = 0.5, lambda_k: float = 0.001,
+                 eta: int = 1, lr_g: float = 1e-4, lr_d: float = 1e-4, beta1: float = 0.5, beta2: float = 0.999):
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"BEGANRecipe: gamma must be in (0, 1], got {gamma}")
         if eta not in (1, 2):
@@ -69,7 +69,8 @@ class BEGANRecipe(GANRecipe):
         self.gamma, self.lambda_k, self.eta = float(gamma), float(lambda_k), int(eta)
         self.lr_g, self.lr_d, self.beta1, self.beta2 = lr_g, lr_d, beta1, beta2
         self.G = net.Generator(resolution=spec.resolution, channels=spec.channels, n=n,
-                               base_resolution=base_resolution, convs_per_level=convs_per_level)
+                               base_resolution=base_resolution, convs_per_level=convs_per_level,
+                               out_bias_init=g_out_bias)
         self.D = net.Discriminator(resolution=spec.resolution, channels=spec.channels, n=n, h_dim=h_dim,
                                    base_resolution=base_resolution, convs_per_level=convs_per_level)
         self.phases = (Phase("Dmain", "D", self._d_loss), Phase("Gmain", "G", self._g_loss))
