@@ -18,9 +18,16 @@ already-updated D, as alternating GAN trainers do. G's loss does not involve k_t
 order does not matter for it.
 
 z ~ U(-1, 1)^z_dim as in the paper (`grid_inputs` draws the same). G's last conv has no
-activation (paper); `generate` clips its images to [-1, 1]. Defaults: gamma 0.5,
-lambda_k 0.001, Adam lr 1e-4 with betas (0.5, 0.999) for both networks (the paper's 1e-4
-learning rate, decayed when M stalls, is left constant here: `lr_decay_*` is not implemented).
+activation (paper); `generate` clips its images to [-1, 1]. Recipe defaults are the paper's:
+gamma 0.5, lambda_k 0.001, Adam lr 1e-4 with betas (0.5, 0.999) for both networks (the paper's
+halving of the learning rate when M stalls is not implemented: the rate stays constant).
+
+`g_out_bias` (default 0, the paper's initialisation) is the initial bias of G's last conv. On
+MNIST (mean pixel -0.8 in [-1, 1]) a G that starts at mid-gray got stuck there: with k_t = 0
+its gradient is dominated by the path through D's Jacobian (3-5x the direct term, measured),
+so it learned gray textures that D maps to gray instead of moving to D's data manifold, and
+L(G(z)) stayed above gamma L(x) so k_t never left 0. Starting G at the data's background
+(-0.8) removes that: G first matches the blank canvas, k_t rises, and strokes appear.
 
 Metrics: Dmain/'L_real', 'L_fake', 'k_t' (the value after this step's update), 'M';
 Gmain/'L_fake'.
