@@ -20,10 +20,11 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c = base_config()
     c.dataset = "mnist5k"
     c.batch_size = 64
-    c.total_kimg = 320.0          # 5,000 critic steps (1,000 G updates) at about 55 ms each on 2 CPU cores
+    c.total_kimg = 320.0          # 5,000 critic steps, 1,000 G updates
     c.snapshot_kimg = 80.0
     c.model = ml_collections.ConfigDict(dict(
-        z_dim=100, ngf=32, ndf=32, g_norm="batch", d_norm="batch", lr=5e-4, n_critic=5, clip=0.01))
+        z_dim=100, ngf=32, ndf=32, g_norm="batch", d_norm="batch", lr=5e-4, n_critic=5, clip=0.01,
+        conditional=False))
     if variant == "cifar10":
         c.dataset = "tfds:cifar10"
         c.total_kimg = 32000.0     # 100k G updates x 5 critic batches of 64
