@@ -18,7 +18,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from gigajax.train import DataSpec
 from gigajax.train.loop import make_mesh
 from gigajax.train.state import create_state
-from gigajax.train.step import build_train_step
+from gigajax.train.step import jit_train_step
 
 
 def recipe_for(name, spec):
@@ -37,22 +37,24 @@ def bench(name, batch, steps):
     mesh = make_mesh()
     repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     opts = recipe.optimizers()
-    step = jax.jit(build_train_step(recipe, opts, batch_size=batch, ema_kimg=10.0, ema_rampup=0.0),
-                   in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
+    step = jit_train_step(recipe, opts, batch_size=batch, ema_kimg=10.0, ema_rampup=0.0,
+                          state_sharding=repl, batch_sharding=data)
     rng = np.random.default_rng(0)
     b = {"image": jax.device_put(rng.integers(0, 256, (batch, 32, 32, 1), dtype=np.uint8), data),
          "label": jax.device_put(np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)], data)}
     state = jax.jit(lambda k, x: create_state(recipe, k, x, opts), out_shardings=repl)(jax.random.key(0), b)
+    cycle = max(p.interval for p in recipe.phases)   # every distinct program compiles in the warm-up
     t0 = time.perf_counter()
-    state, m = step(state, b)
+    state, m = step(state, b, 0)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
-    for _ in range(5):
-        state, m = step(state, b)
+    for i in range(1, cycle + 1):
+        state, m = step(state, b, i)
     jax.block_until_ready(state)
+    steps = max(cycle, steps // cycle * cycle)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, b)
+    for i in range(steps):
+        state, m = step(state, b, i)
     jax.block_until_ready(state)
     dt = (time.perf_counter() - t0) / steps
     nparams = {k: sum(x.size for x in jax.tree_util.tree_leaves(v)) for k, v in state.params.items()}

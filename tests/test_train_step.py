@@ -8,7 +8,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gigajax.train import DataSpec
 from gigajax.train.state import create_state
-from gigajax.train.step import build_train_step, ema_beta
+from gigajax.train.step import due_phases, ema_beta, jit_train_step
 
 import toy_gan
 
@@ -26,13 +26,13 @@ def _run(devices, steps=6, **model_kw):
     repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     recipe = toy_gan.ToyRecipe(DataSpec(8, 1, 3), **model_kw)
     opts = recipe.optimizers()
-    step = jax.jit(build_train_step(recipe, opts, batch_size=B, ema_kimg=0.01, ema_rampup=0.05),
-                   in_shardings=(repl, data), out_shardings=(repl, repl))
+    step = jit_train_step(recipe, opts, batch_size=B, ema_kimg=0.01, ema_rampup=0.05,
+                          state_sharding=repl, batch_sharding=data, donate=False)
     put = lambda b: {k: jax.device_put(v, data) for k, v in b.items()}
     state = jax.jit(lambda k, b: create_state(recipe, k, b, opts), out_shardings=repl)(jax.random.key(0), put(_batch(0)))
     history = []
     for i in range(steps):
-        state, m = step(state, put(_batch(i)))
+        state, m = step(state, put(_batch(i)), i)
         history.append(jax.device_get(m))
     return jax.device_get(state), history
 
@@ -58,6 +58,12 @@ def test_lazy_phase_runs_every_interval(one_device_run):
     assert [m["Dreg/ran"] for m in hist] == [1, 0, 0, 0, 1, 0]
     assert all(m["Gmain/ran"] == 1 and m["Dmain/ran"] == 1 for m in hist)
     assert hist[1]["Dreg/r1"] == 0 and hist[4]["Dreg/r1"] > 0
+
+
+def test_due_phases_follow_the_intervals():
+    phases = toy_gan.ToyRecipe(DataSpec(8, 1, 3), r1_interval=4).phases
+    assert [due_phases(phases, s) for s in (0, 1, 4, 6)] == [
+        (True, True, True), (True, True, False), (True, True, True), (True, True, False)]
 
 
 def test_ema_beta_matches_the_stylegan2_ada_rule():

@@ -26,7 +26,7 @@ from gigajax.train.grid import save_grid
 from gigajax.train.log import MetricsLog, summarize
 from gigajax.train.recipe import DataSpec
 from gigajax.train.state import create_state
-from gigajax.train.step import build_train_step
+from gigajax.train.step import jit_train_step
 
 # Config keys that may change between a run and its resume without breaking exactness.
 RESUMABLE_CHANGES = {"total_kimg", "snapshot_kimg", "log_every", "keep_checkpoints", "prefetch",
@@ -93,9 +93,8 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
 
     mesh = make_mesh()
     repl, data_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    step_fn = jax.jit(build_train_step(recipe, optimizers, batch_size=B, ema_kimg=float(config.ema_kimg),
-                                       ema_rampup=float(config.ema_rampup)),
-                      in_shardings=(repl, data_sh), out_shardings=(repl, repl), donate_argnums=0)
+    step_fn = jit_train_step(recipe, optimizers, batch_size=B, ema_kimg=float(config.ema_kimg),
+                             ema_rampup=float(config.ema_rampup), state_sharding=repl, batch_sharding=data_sh)
 
     sample = _global_batch(pipe.local_batch(0), data_sh)
     init_fn = jax.jit(lambda key, batch: create_state(recipe, key, batch, optimizers), out_shardings=repl)
@@ -161,7 +160,7 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
     try:
         while nimg < total_nimg:
             batch = next(data)
-            state, metrics = step_fn(state, batch)
+            state, metrics = step_fn(state, batch, step)
             step, nimg, steps_this_call = step + 1, nimg + B, steps_this_call + 1
             window.append(metrics)
             bar.update(min(B, max(total_nimg - (nimg - B), 0)) / 1000)
