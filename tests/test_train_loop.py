@@ -97,15 +97,18 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     assert "Resuming from" in p.stdout and _digest(tmp_path) == before
 
 
-def test_two_processes_match_one(tmp_path):
+def _two_processes(workdir, *args):
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    args = ["--no-progress", "--distributed", "--config.total_kimg=1"]
-    procs = [subprocess.Popen([sys.executable, TOY, "--workdir", str(tmp_path / "multi"), *args],
-                              env=_env(2, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
-                                       JAX_PROCESS_ID=str(i)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return [subprocess.Popen([sys.executable, TOY, "--no-progress", "--distributed", "--workdir", str(workdir), *args],
+                             env=_env(2, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
+                                      JAX_PROCESS_ID=str(i)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+
+def test_two_processes_match_one(tmp_path):
+    procs = _two_processes(tmp_path / "multi", "--config.total_kimg=1")
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -117,6 +120,21 @@ def test_two_processes_match_one(tmp_path):
     for k, v in jax.tree_util.tree_flatten_with_path(multi)[0]:
         np.testing.assert_allclose(v, flat_s[jax.tree_util.keystr(k)], rtol=1e-5, atol=1e-6, err_msg=jax.tree_util.keystr(k))
     assert len(list((tmp_path / "multi").glob("fakes*.png"))) == 2   # written once, by process 0
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
+    procs = _two_processes(tmp_path, *LONG)
+    deadline = time.time() + 300
+    while time.time() < deadline and procs[1].poll() is None:
+        if [s for s in _finished_steps(tmp_path) if s > 0]:
+            procs[1].send_signal(signal.SIGTERM)   # a preemption notice can reach any one host
+            break
+        time.sleep(0.002)
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [143, 143], [err[-2000:] for _, err in outs]
+    stopped = max(_finished_steps(tmp_path))
+    assert stopped % 10 == 0 and stopped < 937   # at a log boundary (log_every=10), before the end
+    assert f"SIGTERM: checkpoint written at step {stopped} " in outs[0][0]
 
 
 def test_nonfinite_guard_stops_with_a_good_checkpoint(tmp_path):

@@ -29,7 +29,9 @@ image as constant feature maps in D.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -98,34 +100,26 @@ def _conv_down_2x_bwd(res, g):
 conv_down_2x.defvjp(_conv_down_2x_fwd, _conv_down_2x_bwd)
 
 
-class ConvDown2x(nn.Module):
-    """Learned `conv_down_2x` layer (halves H and W)."""
+class _Conv4x4Resample(nn.Module):
+    """A learned 4x4 kernel [4, 4, in, features] applied by `resample` (`conv_down_2x` or
+    `conv_transpose_2x`), plus an optional bias."""
     features: int
+    resample: Callable
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = dcgan_init
 
     @nn.compact
     def __call__(self, x):
         w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
-        y = conv_down_2x(x, w)
+        y = self.resample(x, w)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         return y
 
 
-class ConvTranspose2x(nn.Module):
-    """Learned `conv_transpose_2x` layer (doubles H and W)."""
-    features: int
-    use_bias: bool = True
-    kernel_init: nn.initializers.Initializer = dcgan_init
-
-    @nn.compact
-    def __call__(self, x):
-        w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
-        y = conv_transpose_2x(x, w)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return y
+# The layers D and G use: halve or double H and W.
+ConvDown2x = functools.partial(_Conv4x4Resample, resample=conv_down_2x)
+ConvTranspose2x = functools.partial(_Conv4x4Resample, resample=conv_transpose_2x)
 
 
 def _num_blocks(img_resolution: int, who: str) -> int:

@@ -69,9 +69,6 @@ class Checkpoints:
         f = self.dir / str(step) / "meta" / "metadata"
         return json.loads(f.read_text()) if f.exists() else {}
 
-    def wait(self) -> None:
-        self._mgr.wait_until_finished()
-
     def close(self) -> None:
         self._mgr.wait_until_finished()
         self._mgr.close()

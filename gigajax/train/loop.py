@@ -76,10 +76,10 @@ def _open_data(config):
     return Pipeline(source, int(config.batch_size), int(config.seed), xflip=bool(config.xflip))
 
 
-def train(config, build, workdir, *, progress: bool = True, max_steps: int | None = None) -> dict:
-    """Train (or resume) the run in `workdir` until config.total_kimg. Returns a summary dict
-    ({'step', 'kimg', 'status'}; status is 'done', 'interrupted' (SIGTERM) or 'max_steps').
-    `max_steps` stops after that many steps in this call (for tests and benchmarks)."""
+def train(config, build, workdir, *, progress: bool = True) -> dict:
+    """Train (or resume) the run in `workdir` until config.total_kimg. Returns {'step', 'kimg',
+    'status', 'state'}; status is 'done' or 'interrupted' (SIGTERM), and state is the final
+    TrainState (G_ema's variables are state.ema), for callers that train from Python."""
     _check_config(config)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -149,19 +149,19 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
         print(f"Resuming from {ckpt.dir / str(resumed_from)} (step {step}, kimg {nimg / 1000:.1f})", flush=True)
 
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    in_main_thread = threading.current_thread() is threading.main_thread()   # signal handlers live there
+    if in_main_thread:
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     bar = _progress(progress and is_main, total_nimg, nimg)
     window, previous_metrics, last_log_t, last_log_nimg = [], None, time.time(), nimg
-    status, steps_this_call = "done", 0
+    status = "done"
     data = pipe.iterate(step, data_sh, prefetch=int(config.prefetch))
     try:
         while nimg < total_nimg:
             batch = next(data)
             state, metrics = step_fn(state, batch, step)
-            step, nimg, steps_this_call = step + 1, nimg + B, steps_this_call + 1
+            step, nimg = step + 1, nimg + B
             window.append(metrics)
             bar.update(min(B, max(total_nimg - (nimg - B), 0)) / 1000)
             # The guard reads the previous step's counters, so the host never waits on the step it just queued.
@@ -179,26 +179,25 @@ def train(config, build, workdir, *, progress: bool = True, max_steps: int | Non
                 window, last_log_t, last_log_nimg = [], time.time(), nimg
                 log.write(step, record)
                 bar.set_postfix_str(_postfix(record), refresh=False)
-            interrupted = stop.is_set()
-            if jax.process_count() > 1 and step % int(config.log_every) == 0:
-                interrupted = _any_process(interrupted)
+            # Processes must agree to stop at the same step (the snapshot and every later step are
+            # collective), so multi-process runs act on SIGTERM only at log boundaries, together.
+            if jax.process_count() == 1:
+                interrupted = stop.is_set()
+            else:
+                interrupted = step % int(config.log_every) == 0 and _any_process(stop.is_set())
             if nimg >= next_snap or done or interrupted:
                 snapshot(state, wait=done or interrupted)
                 next_snap = (math.floor(nimg / snap_nimg) + 1) * snap_nimg
             if interrupted:
                 status = "interrupted"
                 break
-            if max_steps is not None and steps_this_call >= max_steps:
-                snapshot(state, wait=True)
-                status = "max_steps"
-                break
     finally:
         data.close()
         bar.close()
         ckpt.close()
         log.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     if is_main and status == "interrupted":
         print(f"SIGTERM: checkpoint written at step {step} (kimg {nimg / 1000:.2f}); re-run the same command to resume.",
               flush=True)

@@ -34,10 +34,6 @@ class TrainState:
     aux: PyTree
     nonfinite: PyTree
 
-    @property
-    def kimg(self) -> float:
-        return float(self.nimg) / 1000.0
-
 
 def split_variables(variables: dict) -> tuple[PyTree, PyTree]:
     """{'params': p, 'batch_stats': s, ...} -> (p, {'batch_stats': s, ...})."""

@@ -100,8 +100,7 @@ class BEGANRecipe(GANRecipe):
         return jnp.clip(self.G.apply(g_variables, z), -1.0, 1.0)
 
     def grid_inputs(self, key, rows, cols):
-        z = jax.random.uniform(key, (rows * cols, self.z_dim), jnp.float32, -1.0, 1.0)
-        return z, jnp.zeros((rows * cols, 0), jnp.float32)
+        return self.sample_z(key, rows * cols), jnp.zeros((rows * cols, 0), jnp.float32)
 
     def sample_z(self, key, n):
         return jax.random.uniform(key, (n, self.z_dim), jnp.float32, -1.0, 1.0)
