@@ -1,10 +1,11 @@
 """2-D convolution with optional FIR up/downsampling (NVlabs' `conv2d_resample`, NHWC/HWIO).
 
-The convolution that mixes channels is always a dense `lax.conv_general_dilated`; the FIR part
-runs through `upfirdn2d`. Upsampling convolves first with a transposed convolution (input
-dilation), so the kernel never touches the inserted zeros, then filters; downsampling filters
-first and convolves with stride, so discarded outputs are never computed. Padding is applied
-once, to the (upsampled) input, exactly as in the official op.
+The convolution that mixes channels is dense and runs through `gigajax.ops.conv2d` (unpadded
+convolutions with a custom VJP, fast to differentiate to any order on XLA:CPU; grouped convolutions
+use `lax.conv_general_dilated` directly); the FIR part runs through `upfirdn2d`. Upsampling
+convolves first with a transposed convolution (polyphase: the kernel never touches the inserted
+zeros), then filters; downsampling filters first and convolves with stride, so discarded outputs
+are never computed. Padding is applied once, to the (upsampled) input, exactly as in the official op.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from jax import lax
 
 from gigajax.ops import _args
+from gigajax.ops.conv2d import conv2d, conv2d_dilated, conv2d_strided
 from gigajax.ops.upfirdn2d import add_padding, downsample_padding, upfirdn2d, upsample_padding
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -20,8 +22,16 @@ _DN = ("NHWC", "HWIO", "NHWC")
 def _conv(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True, lhs_dilation=(1, 1)):
     if not flip_weight:  # official flip_weight=False means true convolution
         w = w[::-1, ::-1]
-    return lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), padding, lhs_dilation=lhs_dilation,
-                                    dimension_numbers=_DN, feature_group_count=groups)
+    w = w.astype(x.dtype)
+    if groups > 1:  # only the fused modulated convolution (one group per sample) comes here
+        return lax.conv_general_dilated(x, w, (stride, stride), padding, lhs_dilation=lhs_dilation,
+                                        dimension_numbers=_DN, feature_group_count=groups)
+    if lhs_dilation != (1, 1):
+        return conv2d_dilated(x, w, lhs_dilation[0], padding)
+    if stride > 1:  # callers pad through the FIR first, so a strided conv here is unpadded
+        assert padding == ((0, 0), (0, 0)), padding
+        return conv2d_strided(x, w, stride)
+    return conv2d(x, w, padding)
 
 
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
