@@ -3,7 +3,9 @@ path-length regularisation, style mixing, G_ema.   python -m experiments.stylega
 
 The default is a narrow StyleGAN2 for mnist5k at 32x32 on a 2-core CPU (every regulariser of the
 paper on, widths cut to fit the budget). The other variants hold the paper's / StyleGAN2-ADA's
-settings (stylegan2-ada-pytorch train.py specs 'cifar', 'paper256', 'paper1024').
+settings (stylegan2-ada-pytorch train.py specs 'cifar', 'paper256', 'paper1024'). Every variant has
+an '-ada' twin (e.g. `--variant cifar10-ada`): StyleGAN2-ADA's adaptive augmentation (bgc pipe,
+target 0.6, p adjusted every 4 steps at 500 kimg speed), as train.py --aug=ada.
 """
 import ml_collections
 
@@ -18,6 +20,8 @@ VARIANTS = {
     "ffhq1024": "an FFHQ 1024x1024 zip (--config.dataset=PATH), spec paper1024 (fmaps 1, gamma 2, lr 0.002, "
                 "batch 32, ema 10, mbstd 4)",
 }
+VARIANTS.update({f"{name}-ada": f"{name} + adaptive discriminator augmentation (bgc, target 0.6)"
+                 for name in list(VARIANTS)})
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
@@ -32,7 +36,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         z_dim=64, w_dim=64, map_layers=2, cbase=1024, cmax=64, g_architecture="skip", d_architecture="resnet",
         conv_clamp=256.0, mbstd_group=4, r1_gamma=0.05, r1_interval=16, pl_weight=2.0, pl_interval=4,
         pl_batch_shrink=2, pl_decay=0.01, style_mixing_prob=0.9, glr=0.0025, dlr=0.0025, map_lr_mult=0.01,
-        conditional=False))
+        conditional=False, augment="noaug", augpipe="bgc", aug_p=0.0, ada_target=0.6, ada_interval=4,
+        ada_kimg=500.0))
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    if variant.endswith("-ada"):
+        variant = variant[:-len("-ada")]
+        c.model.augment = "ada"
     if variant == "conditional":
         c.use_labels = True
         c.model.conditional = True
@@ -59,8 +69,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         else:
             c.batch_size, c.ema_kimg = 32, 10.0
             c.model.update(cbase=32768, mbstd_group=4, r1_gamma=2.0, glr=0.002, dlr=0.002)
-    elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
     return c
 
 

@@ -83,3 +83,59 @@ def test_style_mixing_takes_the_tail_from_a_second_latent(setup):
     same = np.all(np.isclose(ws0, ws1), axis=(0, 2))       # per ws index
     k = int(np.argmin(same))                                 # the cutoff: first index that differs
     assert 1 <= k < r.num_ws and same[:k].all() and not same[k:].any()
+
+
+@pytest.fixture(scope="module")
+def ada_setup(setup):
+    _, batch, params, colls = setup
+    r = StyleGAN2Recipe(DataSpec(8, 1, 3), z_dim=8, w_dim=8, map_layers=2, cbase=64, cmax=16, mbstd_group=2,
+                        conditional=True, augment="ada", aug_p=0.3, ada_interval=2, ada_kimg=0.1)
+    d_main = jax.jit(r.d_main)
+    return r, d_main, batch, params, colls
+
+
+def test_ada_adjusts_p_every_interval_from_the_sign_of_real_logits(ada_setup):
+    r, d_main, batch, params, colls = ada_setup
+    aux = r.init_aux()
+    assert float(aux["ada_p"]) == pytest.approx(0.3)
+    ps, used, signs = [], [], []
+    for i in range(5):
+        _, (m, _, aux) = d_main(params, colls, aux, batch, jax.random.key(10 + i))
+        ps.append(float(aux["ada_p"]))
+        used.append(float(m["ada_p"]))
+        signs.append(float(m["real_sign"]))
+    step = B * 2 / (0.1 * 1000)
+    # Adjusted after Dmain number 0, 2 and 4 (official: batch_idx % ada_interval == 0), each time by
+    # sign(mean sign since the last adjustment - 0.6) * step, never below 0; between them p holds.
+    expect, p = [], 0.3
+    for i in range(5):
+        if i % 2 == 0:
+            mean = signs[i] if i == 0 else (signs[i - 1] + signs[i]) / 2
+            p = max(p + np.sign(mean - 0.6) * step, 0.0)
+        expect.append(p)
+    np.testing.assert_allclose(ps, expect, atol=1e-6)
+    assert used == pytest.approx([0.3] + ps[:-1])   # a step augments with the p it started with
+    assert float(aux["ada_p_step"]) == pytest.approx(used[-1])
+
+
+def test_ada_augments_what_d_sees_and_r1_differentiates_through_it(ada_setup):
+    r, _, batch, params, colls = ada_setup
+    aux = r.init_aux()
+    plain = {**aux, "ada_p": jnp.float32(0.0), "ada_p_step": jnp.float32(0.0)}
+    heavy = {**aux, "ada_p": jnp.float32(1.0), "ada_p_step": jnp.float32(1.0)}
+    loss0 = _run(r, "d_main", params, colls, batch, plain)[0]
+    loss1 = _run(r, "d_main", params, colls, batch, heavy)[0]
+    assert loss0 != pytest.approx(loss1, rel=1e-4)
+    noaug = StyleGAN2Recipe(DataSpec(8, 1, 3), z_dim=8, w_dim=8, map_layers=2, cbase=64, cmax=16, mbstd_group=2,
+                            conditional=True)
+    assert _run(noaug, "d_r1", params, colls, batch)[0] == pytest.approx(_run(r, "d_r1", params, colls, batch, plain)[0],
+                                                                         rel=1e-5)
+    r1_heavy, m, _, _, grads = _run(r, "d_r1", params, colls, batch, heavy)
+    assert np.isfinite(r1_heavy) and r1_heavy != pytest.approx(_run(r, "d_r1", params, colls, batch, plain)[0], rel=1e-4)
+
+
+def test_ada_rejects_unknown_modes():
+    with pytest.raises(ValueError, match="augment='always'"):
+        StyleGAN2Recipe(DataSpec(8, 1, 0), cbase=64, cmax=16, augment="always")
+    with pytest.raises(ValueError, match="augpipe='bgcx'"):
+        StyleGAN2Recipe(DataSpec(8, 1, 0), cbase=64, cmax=16, augment="ada", augpipe="bgcx")

@@ -18,6 +18,14 @@ a = sqrt(mean_ws(sum_w (J^T y)^2)); pl_mean <- lerp(pl_mean, mean(a), pl_decay) 
 recipe's aux state; the penalty is (a - pl_mean)^2 with pl_mean *not* detached, exactly like the
 official code (so a small gradient flows through the running mean). The official
 `no_weight_gradients` trick is unnecessary here: the inner J^T y is a VJP w.r.t. ws only.
+
+ADA (StyleGAN2-ADA): with augment='ada' or 'fixed', every image D sees (reals, fakes, R1's reals)
+first goes through `gigajax.augment` with probability multiplier p; R1 differentiates through the
+augmentation, w.r.t. the un-augmented reals, as the official code does. p lives in the aux state
+(so it is checkpointed and survives resume). With 'ada', Dmain accumulates sign(D(real)), and
+after every `ada_interval`-th Dmain (counting from the first) p moves by
+sign(mean - ada_target) * batch * ada_interval / (ada_kimg * 1000), floored at 0 -- the official
+update, which runs after the whole step: Dreg of the same step still uses the p Dmain used.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ class StyleGAN2Recipe(GANRecipe):
     glr, dlr:                  Adam learning rates (betas 0, 0.99; eps 1e-8).
     map_lr_mult:               mapping network lr multiplier (0.01).
     conditional:               use one-hot labels (G: embedded in the mapping; D: projection).
+    augment:                   'noaug' | 'ada' (adaptive p) | 'fixed' (p = aug_p throughout), as train.py --aug.
+    augpipe:                   a `gigajax.augment.PRESETS` name ('bgc' is the official default).
+    aug_p:                     initial p ('ada') or the fixed p ('fixed').
+    ada_target, ada_interval, ada_kimg: the ADA heuristic's target, update interval (steps), speed.
     """
 
     def __init__(self, spec: DataSpec, z_dim: int = 512, w_dim: int = 512, map_layers: int = 8,
@@ -52,13 +64,25 @@ class StyleGAN2Recipe(GANRecipe):
                  conv_clamp: float | None = 256, mbstd_group: int = 4, r1_gamma: float = 10.0, r1_interval: int = 16,
                  pl_weight: float = 2.0, pl_interval: int = 4, pl_batch_shrink: int = 2, pl_decay: float = 0.01,
                  style_mixing_prob: float = 0.9, glr: float = 0.0025, dlr: float = 0.0025, map_lr_mult: float = 0.01,
-                 conditional: bool = False):
+                 conditional: bool = False, augment: str = "noaug", augpipe: str = "bgc", aug_p: float = 0.0,
+                 ada_target: float = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0):
+        from gigajax.augment import PRESETS
         from gigajax.models.stylegan2 import Discriminator, Generator
         if conditional and not spec.c_dim:
             raise ValueError("StyleGAN2Recipe: conditional=True needs labelled data (config.use_labels=True); "
                              f"the data spec has c_dim={spec.c_dim}")
         if spec.resolution < 4 or spec.resolution & (spec.resolution - 1):
             raise ValueError(f"StyleGAN2Recipe: the resolution must be a power of two >= 4, got {spec.resolution}")
+        if augment not in ("noaug", "ada", "fixed"):
+            raise ValueError(f"StyleGAN2Recipe: augment={augment!r}; expected 'noaug', 'ada' or 'fixed'")
+        if augment != "noaug" and augpipe not in PRESETS:
+            raise ValueError(f"StyleGAN2Recipe: augpipe={augpipe!r}; expected one of {sorted(PRESETS)}")
+        if augment == "ada" and (int(ada_interval) < 1 or float(ada_kimg) <= 0):
+            raise ValueError(f"StyleGAN2Recipe: ada_interval={ada_interval} and ada_kimg={ada_kimg} must be positive")
+        self.augment_mode = augment
+        self.pipe = PRESETS[augpipe] if augment != "noaug" else None
+        self.aug_p, self.ada_target = float(aug_p), float(ada_target)
+        self.ada_interval, self.ada_kimg = int(ada_interval), float(ada_kimg)
         self.spec = spec
         self.z_dim, self.w_dim = int(z_dim), int(w_dim)
         self.c_dim = int(spec.c_dim) if conditional else 0
@@ -97,7 +121,14 @@ class StyleGAN2Recipe(GANRecipe):
         return {"G": dict(g_vars), "D": dict(d_vars)}
 
     def init_aux(self) -> dict:
-        return {"pl_mean": jnp.zeros((), jnp.float32)}
+        aux = {"pl_mean": jnp.zeros((), jnp.float32)}
+        if self.pipe is not None:
+            # ada_p: p at the start of a step; ada_p_step: p the last Dmain used (Dreg reuses it);
+            # the sign sum/count and the Dmain counter drive the adaptive update.
+            aux.update(ada_p=jnp.float32(self.aug_p), ada_p_step=jnp.float32(self.aug_p),
+                       ada_sign_sum=jnp.zeros((), jnp.float32), ada_sign_count=jnp.zeros((), jnp.float32),
+                       ada_dmain=jnp.zeros((), jnp.int32))
+        return aux
 
     def optimizers(self) -> dict:
         def adam(lr, interval, lazy):
@@ -150,16 +181,40 @@ class StyleGAN2Recipe(GANRecipe):
         return self.G.apply({"params": params["G"], **colls["G"]}, ws, method="synthesize", noise_mode="random",
                             rngs={"noise": key})
 
-    def _d(self, params, colls, img, c):
+    def _d(self, params, colls, img, c, aug=None):
+        """D logits [N, 1]; aug = (p, key) augments `img` first (ADA)."""
+        if aug is not None and self.pipe is not None:
+            from gigajax.augment import augment
+            p, key = aug
+            img = augment(self.pipe, img, p, key)
         return self.D.apply({"params": params["D"], **colls["D"]}, img, c)
+
+    def _ada_step(self, aux, real_logits):
+        """Dmain's ADA bookkeeping (module doc): accumulate signs, adjust p every ada_interval-th Dmain."""
+        if self.pipe is None:
+            return aux
+        from gigajax.augment import adjust_p
+        total = aux["ada_sign_sum"] + jnp.sum(jnp.sign(real_logits))
+        count = aux["ada_sign_count"] + real_logits.size
+        new = {**aux, "ada_p_step": aux["ada_p"], "ada_dmain": aux["ada_dmain"] + 1}
+        if self.augment_mode != "ada":
+            return new
+        due = aux["ada_dmain"] % self.ada_interval == 0
+        adjusted = adjust_p(aux["ada_p"], total / count, batch_size=real_logits.shape[0], interval=self.ada_interval,
+                            target=self.ada_target, speed_kimg=self.ada_kimg)
+        return {**new, "ada_p": jnp.where(due, adjusted, aux["ada_p"]),
+                "ada_sign_sum": jnp.where(due, 0.0, total), "ada_sign_count": jnp.where(due, 0.0, count)}
 
     # --- phases ---------------------------------------------------------------------------------
 
+    def _p(self, aux, key="ada_p"):
+        return aux[key] if self.pipe is not None else None
+
     def g_main(self, params, colls, aux, batch, key):
-        kw, kn = jax.random.split(key)
+        kw, kn, ka = jax.random.split(key, 3)
         c = self._labels(batch)
         ws, colls = self._ws(params, colls, kw, c)
-        logits = self._d(params, colls, self._synth(params, colls, ws, kn), c)
+        logits = self._d(params, colls, self._synth(params, colls, ws, kn), c, (self._p(aux), ka))
         loss = jnp.mean(nonsaturating_g(logits))
         return loss, ({"loss": loss, "fake_score": jnp.mean(logits)}, colls, aux)
 
@@ -180,20 +235,26 @@ class StyleGAN2Recipe(GANRecipe):
         return loss, ({"pl_penalty": jnp.mean(penalty), "pl_mean": pl_mean}, colls, aux)
 
     def d_main(self, params, colls, aux, batch, key):
-        kw, kn = jax.random.split(key)
+        kw, kn, kaf, kar = jax.random.split(key, 4)
         c = self._labels(batch)
         ws, colls = self._ws(params, colls, kw, c, update_emas=True)
         fake = jax.lax.stop_gradient(self._synth(params, colls, ws, kn))
         real = jnp.asarray(batch["image"], jnp.float32)
-        real_logits, fake_logits = self._d(params, colls, real, c), self._d(params, colls, fake, c)
+        p = self._p(aux)
+        fake_logits = self._d(params, colls, fake, c, (p, kaf))
+        real_logits = self._d(params, colls, real, c, (p, kar))
         loss = jnp.mean(logistic_d(real_logits, fake_logits))
-        return loss, ({"loss": loss, "real_score": jnp.mean(real_logits), "fake_score": jnp.mean(fake_logits),
-                       "real_sign": jnp.mean(jnp.sign(real_logits))}, colls, aux)
+        metrics = {"loss": loss, "real_score": jnp.mean(real_logits), "fake_score": jnp.mean(fake_logits),
+                   "real_sign": jnp.mean(jnp.sign(real_logits))}
+        if self.pipe is not None:
+            metrics["ada_p"] = p
+        return loss, (metrics, colls, self._ada_step(aux, jax.lax.stop_gradient(real_logits)))
 
     def d_r1(self, params, colls, aux, batch, key):
         c = self._labels(batch)
         real = jnp.asarray(batch["image"], jnp.float32)
-        grads = jax.grad(lambda x: jnp.sum(self._d(params, colls, x, c)))(real)
+        aug = (self._p(aux, "ada_p_step"), key)
+        grads = jax.grad(lambda x: jnp.sum(self._d(params, colls, x, c, aug)))(real)
         penalty = jnp.sum(jnp.square(grads), axis=(1, 2, 3))
         loss = jnp.mean(penalty) * (self.r1_gamma / 2) * self.r1_interval
         return loss, ({"r1_penalty": jnp.mean(penalty)}, colls, aux)
