@@ -145,6 +145,8 @@ def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -
         if args.variant not in variants:
             raise ConfigOverrideError(f"--variant {args.variant!r}: unknown; known variants: {', '.join(variants)}")
         config = apply_overrides(get_config(args.variant), overrides)
+        if "experiment" in config and not config.experiment and build.__module__.startswith("experiments."):
+            config.experiment = build.__module__[len("experiments."):]
     except ConfigOverrideError as e:
         parser.error(str(e))
     workdir = args.workdir or os.path.join("runs", f"{name}-{args.variant}")

@@ -11,6 +11,7 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     # --- the flat keys every experiment has ---
+    c.experiment = ""           # the experiments.<name> that built the run (set by its command line; tools read it)
     c.total_kimg = 100.0        # train until this many thousand real images were shown to D
     c.batch_size = 64           # global batch, split over the mesh's 'data' axis
     c.seed = 0                  # parameters, noise, data order and the sample grid all derive from it

@@ -30,7 +30,7 @@ from gigajax.train.step import jit_train_step
 
 # Config keys that may change between a run and its resume without breaking exactness.
 RESUMABLE_CHANGES = {"total_kimg", "snapshot_kimg", "log_every", "keep_checkpoints", "prefetch", "metrics",
-                     "max_nonfinite", "grid_rows", "grid_cols"}
+                     "max_nonfinite", "grid_rows", "grid_cols", "experiment"}
 
 
 class NonFiniteError(RuntimeError):
@@ -232,23 +232,44 @@ def train(config, build, workdir, *, progress: bool = True) -> dict:
     return {"step": step, "kimg": nimg / 1000.0, "status": status, "state": state}
 
 
+def _restore_run(ckpt, build, step: int | None, what: str):
+    """(config, _Run, state) of checkpoint `step` (None = newest) in `ckpt`, the model rebuilt
+    from the config saved with it. `what` names the caller in the error for an empty workdir."""
+    import ml_collections
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"{what}: no checkpoint in {ckpt.dir}; train first")
+    config = ml_collections.ConfigDict(ckpt.read_meta(step)["config"])
+    run = _Run(config, build)
+    state, _ = run.restore(ckpt, step)
+    del run.sample
+    return config, run, state
+
+
+def load_run(workdir, build, *, step: int | None = None) -> tuple:
+    """(config, recipe, state) of the workdir's newest checkpoint (or `step`), for tools that use
+    a trained model outside the trainer (G_ema's variables are state.ema, its module recipe.G).
+
+    The recipe is rebuilt by `build` from the config saved with the checkpoint; the dataset is
+    opened once to size it (resolution, channels, classes), as training did."""
+    ckpt = Checkpoints(Path(workdir).absolute(), keep=1 << 30)
+    try:
+        config, run, state = _restore_run(ckpt, build, step, "load_run")
+        return config, run.recipe, state
+    finally:
+        ckpt.close()
+
+
 def evaluate(workdir, build, metrics, *, step: int | None = None, progress: bool = True) -> dict:
     """`--eval`: compute `metrics` for G_ema of the workdir's newest checkpoint (or `step`).
 
     The model is rebuilt from the config saved with the checkpoint, so the command line needs
     no variant or overrides; results are logged and plotted like the trainer's own."""
-    import ml_collections
     workdir = Path(workdir).absolute()
     ckpt = Checkpoints(workdir, keep=1 << 30)
     try:
-        step = ckpt.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"--eval: no checkpoint in {workdir}/checkpoints; train first")
-        meta = ckpt.read_meta(step)
-        config = ml_collections.ConfigDict(meta["config"])
+        config, run, state = _restore_run(ckpt, build, step, "--eval")
         config.metrics = tuple(metrics)
-        run = _Run(config, build)
-        state, _ = run.restore(ckpt, step)
         log = MetricsLog(workdir, enabled=jax.process_index() == 0)
         try:
             return evaluate_state(config, run.recipe, state, workdir, log,
