@@ -1,61 +1,29 @@
-"""Dense 2-D correlations (NHWC/HWIO) built from one primitive: the unpadded, unstrided convolution.
+"""Dense 2-D correlations (NHWC/HWIO) in the one form XLA:CPU differentiates fast.
 
-Why not call `lax.conv_general_dilated` with padding, stride or input dilation directly? Because of
-what XLA:CPU does with their derivatives (benchmarks/RESULTS.md, "StyleGAN2 on CPU"):
-- the weight gradient of a convolution whose output is larger than its input (a padded
-  transposed convolution) runs 10-20x slower than the same work as an unpadded convolution of an
-  explicitly padded input (x [32, 16, 16, 64], 3x3x64x32 up=2: 182 ms against 17 ms);
-- second derivatives (R1's and path length's gradients of gradients) differentiate the first
-  derivative's convolutions, which autodiff emits with internal padding or dilation, so they are
-  slow again (102 ms against 21 ms for a 3x3 layer).
+Why not call `lax.conv_general_dilated` with whatever padding, stride or input dilation the layer
+needs? Because of what XLA:CPU makes of the derivatives (benchmarks/RESULTS.md, "StyleGAN2 on CPU"):
+its fast kernels for the weight gradient (a "backward-filter" convolution) apply only when the
+convolution's output has the same spatial size as its input. Measured at x [32, 32, 32, 32],
+3x3x32x32: weight gradient 7 ms with padding (1, 1), 25 ms for the same sums as an unpadded
+convolution of an explicitly padded input; a padded transposed convolution (output larger than
+input, x [32, 16, 16, 64]) took 182 ms. Second derivatives (R1, path length) differentiate those
+gradients again and inherit the problem.
 
-So every convolution here is `conv2d_valid`: an unpadded correlation whose custom VJP expresses
-both of its gradients as `conv2d_valid` of (explicitly padded / transposed) arrays. Derivatives of
-any order therefore stay on the fast path. Stride and input dilation become polyphase sums of
-unpadded convolutions with the kernel's sub-grids (`w[p::s, q::s]`), so no output that a stride
-would discard is computed and no inserted zero is multiplied.
-
-The custom VJP means these functions support reverse-mode differentiation to any order, but not
-forward mode (`jax.jvp`); nothing in gigajax needs forward mode through a convolution.
+So a stride-1 convolution here is same-shaped wherever the padding allows: internal padding
+(k-1)//2 before and k-1-(k-1)//2 after, so output size = input size; any other padding is an
+explicit pad or crop of the input outside it (cheap, and its transpose is a crop or pad). The
+gradients of a same-shaped convolution are same-shaped convolutions again, to any order. Input dilation
+(transposed convolution) becomes a polyphase sum of same-shaped convolutions with the kernel's
+sub-grids (`w[p::up, q::up]`), so no inserted zero is multiplied; stride stays a `lax` stride
+(see `conv2d_strided`).
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
 _DN = ("NHWC", "HWIO", "NHWC")
-
-
-def _valid(x, w):
-    return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
-
-
-@jax.custom_vjp
-def conv2d_valid(x, w):
-    """Unpadded correlation: x `[N, H, W, I]`, w `[kh, kw, I, O]` -> `[N, H-kh+1, W-kw+1, O]`."""
-    return _valid(x, w.astype(x.dtype))
-
-
-def _conv2d_valid_fwd(x, w):
-    return conv2d_valid(x, w), (x, w)
-
-
-def _conv2d_valid_bwd(res, g):
-    x, w = res
-    kh, kw = w.shape[:2]
-    # dx: full convolution of g with the kernel, i.e. correlation with the flipped, in/out-swapped
-    # kernel over g padded by k - 1 on each side.
-    gp = jnp.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
-    dx = conv2d_valid(gp, jnp.swapaxes(w[::-1, ::-1], 2, 3).astype(g.dtype))
-    # dw[a, b, i, o] = sum_{n, p, q} x[n, p + a, q + b, i] g[n, p, q, o]: a correlation of x with g
-    # as the kernel, with the batch axis playing the role of the channels.
-    dw = conv2d_valid(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)).astype(x.dtype))
-    return dx.astype(x.dtype), jnp.transpose(dw, (1, 2, 0, 3)).astype(w.dtype)
-
-
-conv2d_valid.defvjp(_conv2d_valid_fwd, _conv2d_valid_bwd)
 
 
 def _pad(x, py, px):
@@ -65,35 +33,43 @@ def _pad(x, py, px):
     return lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (py[0], py[1], 0), (px[0], px[1], 0), (0, 0, 0)))
 
 
+def _split(pad0, pad1, k):
+    """(internal, outer) padding of each side for a k-tap correlation padded by (pad0, pad1): the
+    internal part makes the convolution same-shaped ((k-1)//2 before, the rest after) as far as
+    the requested padding allows; the outer part (a pad, or a crop when negative) is the remainder."""
+    a = min((k - 1) // 2, max(pad0, 0))
+    b = min(k - 1 - (k - 1) // 2, max(pad1, 0))
+    return (a, b), (pad0 - a, pad1 - b)
+
+
 def conv2d(x, w, padding=((0, 0), (0, 0))):
-    """Correlation with zero padding ((top, bottom), (left, right)); negative amounts crop."""
-    (py0, py1), (px0, px1) = padding
-    return conv2d_valid(_pad(x, (py0, py1), (px0, px1)), w)
+    """Correlation with zero padding ((top, bottom), (left, right)); negative amounts crop.
+
+    x `[N, H, W, I]`, w `[kh, kw, I, O]` -> `[N, H + top + bottom - kh + 1, W + left + right - kw + 1, O]`.
+    """
+    kh, kw = w.shape[:2]
+    inner_y, outer_y = _split(*padding[0], kh)
+    inner_x, outer_x = _split(*padding[1], kw)
+    x = _pad(x, outer_y, outer_x)
+    return lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), (inner_y, inner_x), dimension_numbers=_DN)
+
+
+def conv2d_valid(x, w):
+    """Unpadded correlation: x `[N, H, W, I]`, w `[kh, kw, I, O]` -> `[N, H-kh+1, W-kw+1, O]`."""
+    return conv2d(x, w)
 
 
 def conv2d_strided(x, w, stride):
     """Unpadded correlation with stride s: x `[N, H, W, I]` -> `[N, (H-kh)//s+1, (W-kw)//s+1, O]`.
 
-    y[t] = sum_k w[k] x[s t + k] = sum_p sum_q w[s q + p] x_p[t + q] with x_p[t] = x[s t + p]: one
-    unpadded convolution per phase (p_y, p_x) with the kernel's sub-grid, summed.
+    A plain strided `lax` convolution. Its weight gradient is fine on XLA:CPU; only its second
+    derivatives are slow (R1 through a 3x3 stride-2 layer at [32, 33, 33, 32]: 110 ms against 30-35
+    ms for polyphase forms), but polyphase forms pay more in the first derivatives that every step
+    needs (input gradient 16 ms against 6 ms, when the input comes from a FIR filter), and R1 runs
+    on one step in 16.
     """
     s = int(stride)
-    if s == 1:
-        return conv2d_valid(x, w)
-    n, h, wd, c = x.shape
-    kh, kw = w.shape[:2]
-    ly, lx = (h - kh) // s + 1, (wd - kw) // s + 1
-    # Phase split by reshape: XLA:CPU vectorises [.., n, s, ..] indexing better than strided slices.
-    hy, hx = -(-h // s) * s, -(-wd // s) * s
-    xs = _pad(x, (0, hy - h), (0, hx - wd)).reshape(n, hy // s, s, hx // s, s, c)
-    y = None
-    for py in range(min(s, kh)):
-        for px in range(min(s, kw)):
-            wk = w[py::s, px::s]
-            part = xs[:, :ly + wk.shape[0] - 1, py, :lx + wk.shape[1] - 1, px]
-            term = conv2d_valid(part, wk)
-            y = term if y is None else y + term
-    return y
+    return lax.conv_general_dilated(x, w.astype(x.dtype), (s, s), "VALID", dimension_numbers=_DN)
 
 
 def _dilated_phases(size, taps, up, pad0, pad1):
@@ -116,8 +92,8 @@ def conv2d_dilated(x, w, up, padding):
 
     x `[N, H, W, I]` -> `[N, (H-1)*up + 1 + top + bottom - kh + 1, ..., O]`.
 
-    Output phase r (o = up t + r) only meets taps k = pad0 - r (mod up), so it is an unpadded
-    convolution of the low-resolution x with the sub-kernel w[k0::up]; the phases are interleaved.
+    Output phase r (o = up t + r) only meets taps k = pad0 - r (mod up), so it is a convolution of
+    the low-resolution x with the sub-kernel w[k0::up]; the phases are interleaved.
     """
     up = int(up)
     if up == 1:
@@ -135,7 +111,7 @@ def conv2d_dilated(x, w, up, padding):
             if nky == 0 or nkx == 0 or cy == 0 or cx == 0:
                 part = jnp.zeros((n, ty, tx, cout), x.dtype)
             else:
-                part = conv2d_valid(_pad(x, pady, padx), w[ky::up, kx::up])
+                part = conv2d(x, w[ky::up, kx::up], (pady, padx))
                 part = _pad(part, (0, ty - cy), (0, tx - cx))
             cols.append(part)
         rows.append(jnp.stack(cols, axis=3))            # [N, ty, tx, up_x, O]
