@@ -90,6 +90,11 @@ class GANRecipe:
         otherwise). Metrics draw generated samples from it."""
         return jax.random.normal(key, (n, self.z_dim), jnp.float32)
 
+    # PPL in w space needs G split at its latent: mapping(g_variables, z, c) -> w and
+    # synthesis(g_variables, w, c, key) -> images (see gigajax.metrics.ppl). None: no mapping network.
+    mapping = None
+    synthesis = None
+
     def grid_inputs(self, key: jax.Array, rows: int, cols: int) -> tuple[jax.Array, jax.Array]:
         """Fixed inputs (z [rows*cols, z_dim], c [rows*cols, c_dim]) for the snapshot grid.
         Conditional recipes get one class per row (cycling when rows > c_dim)."""

@@ -143,6 +143,15 @@ class StyleGAN2Recipe(GANRecipe):
         return self.G.apply(g_variables, z, self._c(c, z.shape[0]), truncation_psi=truncation_psi,
                             truncation_cutoff=truncation_cutoff, noise_mode="const")
 
+    def mapping(self, g_variables, z, c):
+        """PPL's mapping: ws [N, num_ws, w_dim] (no truncation)."""
+        return self.G.apply(g_variables, z, self._c(c, z.shape[0]), method="map")
+
+    def synthesis(self, g_variables, ws, c, key):
+        """PPL's synthesis: const noise, as NVlabs' perceptual_path_length uses."""
+        del c, key
+        return self.G.apply(g_variables, ws, method="synthesize", noise_mode="const")
+
     # --- G and D --------------------------------------------------------------------------------
 
     def _c(self, c, n):
