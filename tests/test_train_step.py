@@ -107,3 +107,19 @@ def test_nonfinite_loss_skips_the_update_and_counts():
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(s.params["D"]),
                                                         jax.tree_util.tree_leaves(s2.params["D"])))
+
+
+def test_finish_program_compiles_once(monkeypatch):
+    """Steps with different due phases reuse one compiled `finish` (a recompile per set of due
+    phases cost ~1 s each at StyleGAN2 sizes)."""
+    made = []
+    real_jit = jax.jit
+
+    def recording_jit(*args, **kwargs):
+        made.append(real_jit(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(jax, "jit", recording_jit)
+    _run(jax.devices()[:1], steps=5)   # steps 0 and 4 run Dreg, 1-3 do not
+    finish = made[len(toy_gan.ToyRecipe(DataSpec(8, 1, 3)).phases)]   # built right after the phase programs
+    assert finish._cache_size() == 1

@@ -189,6 +189,9 @@ def jit_train_step(recipe, optimizers: dict, *, batch_size: int, ema_kimg: float
                                        ema_rampup=ema_rampup),
                      out_shardings=(state_sharding, state_sharding), donate_argnums=(0,) if donate else ())
     idle = {}   # phase index -> (zero metrics, ran, finite) for steps where it is not due
+    # 'ran' flags as committed device arrays whether or not the phase ran: a host constant on one
+    # side would make each set of due phases a different signature of `finish` (a recompile each).
+    true = jax.device_put(jnp.bool_(True), state_sharding)
 
     def step(state: TrainState, batch: dict, step_index: int):
         carry = (state.params, state.colls, state.aux, state.opt)
@@ -198,13 +201,13 @@ def jit_train_step(recipe, optimizers: dict, *, batch_size: int, ema_kimg: float
         for i, due in enumerate(due_phases(phases, step_index)):
             if due:
                 carry, metrics, finite = run_phase[i](carry, batch, state.rng)
-                phase_out.append((metrics, jnp.bool_(True), finite))
+                phase_out.append((metrics, true, finite))
             else:
                 if i not in idle:
                     shapes = jax.eval_shape(run_phase[i], carry, batch, state.rng)[1]
                     idle[i] = (jax.device_put(_zeros(shapes), state_sharding),
                                jax.device_put(jnp.bool_(False), state_sharding),
-                               jax.device_put(jnp.bool_(True), state_sharding))
+                               true)
                 phase_out.append(idle[i])
         return finish(rest, carry, phase_out)
 
