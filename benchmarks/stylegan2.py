@@ -345,13 +345,7 @@ def bench_train_ours(cfg, iters, cycles):
         jax.block_until_ready(state)
 
     plain_s, _ = timed(lambda: one(next(plain)), iters)
-    per_step = []
-    for cyc in range(cycles):
-        for i in range(cycle):
-            t = time.perf_counter()
-            one(i)
-            per_step.append((i, time.perf_counter() - t))
-    amort = sum(d for _, d in per_step) / len(per_step)
+    per_step, amort = cycle_times(one, cycle, cycles)
     kinds = {}
     for i, d in per_step:
         kinds.setdefault("+".join(p.name for p, due in zip(phases, due_phases(phases, i)) if due), []).append(d)
@@ -425,18 +419,23 @@ def bench_train_official(off, cfg, iters, cycles):
     plain = (i for i in itertools.count(1) if i % PL_INTERVAL and i % R1_INTERVAL)
     one(next(plain))
     plain_s, _ = timed(lambda: one(next(plain)), iters)
-    per_step = []
-    for cyc in range(cycles):
-        for i in range(cycle):
-            t = time.perf_counter()
-            one(i)
-            per_step.append((i, time.perf_counter() - t))
-    amort = sum(d for _, d in per_step) / len(per_step)
+    per_step, amort = cycle_times(one, cycle, cycles)
     return dict(plain_s=plain_s, plain_img_s=B / plain_s, amortised_s=amort, amortised_img_s=B / amort,
                 first_call_s=first_s)
 
 
 # --- main -------------------------------------------------------------------------------------
+
+def cycle_times(one, cycle, cycles):
+    """Run steps 0..cycle-1 `cycles` times: ([(step index, seconds)], mean seconds per step)."""
+    per_step = []
+    for _ in range(cycles):
+        for i in range(cycle):
+            t = time.perf_counter()
+            one(i)
+            per_step.append((i, time.perf_counter() - t))
+    return per_step, sum(d for _, d in per_step) / len(per_step)
+
 
 def _ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "-"

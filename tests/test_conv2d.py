@@ -1,7 +1,8 @@
 """gigajax.ops.conv2d against lax.conv_general_dilated: values, gradients and second derivatives.
 
-The custom VJP rewrites every gradient as another unpadded convolution; these tests pin that the
-rewrite is the same function to float64 rounding, for padding, crops, strides and dilations."""
+The module rewrites padding, crops and input dilation (same-shaped convolutions, polyphase
+transposed convolutions); these tests pin that the rewrite is the same function to float64
+rounding, and so are its first and second derivatives."""
 
 import itertools
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from gigajax.ops.conv2d import conv2d, conv2d_dilated, conv2d_strided, conv2d_valid
+from gigajax.ops.conv2d import conv2d, conv2d_dilated, conv2d_strided
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -52,7 +53,7 @@ def test_first_and_second_derivatives_match_lax(case):
     x = jnp.asarray(rng.normal(size=(2, 6, 5, 3)))
     w = jnp.asarray(rng.normal(size=(3, 3, 3, 4)))
     ours, ref = {
-        "valid": (conv2d_valid, _ref),
+        "valid": (conv2d, _ref),
         "pad": (lambda x, w: conv2d(x, w, ((1, 2), (2, 1))), lambda x, w: _ref(x, w, pad=((1, 2), (2, 1)))),
         "stride": (lambda x, w: conv2d_strided(x, w, 2), lambda x, w: _ref(x, w, stride=2)),
         "up": (lambda x, w: conv2d_dilated(x, w, 2, ((2, 1), (1, 2))), lambda x, w: _ref(x, w, pad=((2, 1), (1, 2)), up=2)),
@@ -72,5 +73,5 @@ def test_first_and_second_derivatives_match_lax(case):
 def test_low_precision_keeps_dtypes():
     x = jnp.ones((1, 4, 4, 2), jnp.bfloat16)
     w = jnp.ones((3, 3, 2, 5), jnp.float32)
-    y, (dx, dw) = conv2d_valid(x, w), jax.grad(lambda x, w: jnp.sum(conv2d_valid(x, w).astype(jnp.float32)), (0, 1))(x, w)
+    y, (dx, dw) = conv2d(x, w), jax.grad(lambda x, w: jnp.sum(conv2d(x, w).astype(jnp.float32)), (0, 1))(x, w)
     assert y.dtype == jnp.bfloat16 and dx.dtype == jnp.bfloat16 and dw.dtype == jnp.float32

@@ -54,11 +54,6 @@ def conv2d(x, w, padding=((0, 0), (0, 0))):
     return lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), (inner_y, inner_x), dimension_numbers=_DN)
 
 
-def conv2d_valid(x, w):
-    """Unpadded correlation: x `[N, H, W, I]`, w `[kh, kw, I, O]` -> `[N, H-kh+1, W-kw+1, O]`."""
-    return conv2d(x, w)
-
-
 def conv2d_strided(x, w, stride):
     """Unpadded correlation with stride s: x `[N, H, W, I]` -> `[N, (H-kh)//s+1, (W-kw)//s+1, O]`.
 

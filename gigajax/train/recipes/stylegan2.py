@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gigajax.augment import PRESETS, adjust_p, augment as augment_images
 from gigajax.losses import logistic_d, nonsaturating_g
 from gigajax.train.recipe import DataSpec, GANRecipe, Phase
 
@@ -66,7 +67,6 @@ class StyleGAN2Recipe(GANRecipe):
                  style_mixing_prob: float = 0.9, glr: float = 0.0025, dlr: float = 0.0025, map_lr_mult: float = 0.01,
                  conditional: bool = False, augment: str = "noaug", augpipe: str = "bgc", aug_p: float = 0.0,
                  ada_target: float = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0):
-        from gigajax.augment import PRESETS
         from gigajax.models.stylegan2 import Discriminator, Generator
         if conditional and not spec.c_dim:
             raise ValueError("StyleGAN2Recipe: conditional=True needs labelled data (config.use_labels=True); "
@@ -193,16 +193,14 @@ class StyleGAN2Recipe(GANRecipe):
     def _d(self, params, colls, img, c, aug=None):
         """D logits [N, 1]; aug = (p, key) augments `img` first (ADA)."""
         if aug is not None and self.pipe is not None:
-            from gigajax.augment import augment
             p, key = aug
-            img = augment(self.pipe, img, p, key)
+            img = augment_images(self.pipe, img, p, key)
         return self.D.apply({"params": params["D"], **colls["D"]}, img, c)
 
     def _ada_step(self, aux, real_logits):
         """Dmain's ADA bookkeeping (module doc): accumulate signs, adjust p every ada_interval-th Dmain."""
         if self.pipe is None:
             return aux
-        from gigajax.augment import adjust_p
         total = aux["ada_sign_sum"] + jnp.sum(jnp.sign(real_logits))
         count = aux["ada_sign_count"] + real_logits.size
         new = {**aux, "ada_p_step": aux["ada_p"], "ada_dmain": aux["ada_dmain"] + 1}
