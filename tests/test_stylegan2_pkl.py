@@ -24,14 +24,15 @@ import pytest
 
 from gigajax.compat.golden import rel_l2
 from gigajax.compat.stylegan2_convert import variables_to_official
-from gigajax.compat.stylegan2_pkl import NetworkPickleError, load_network_pkl, load_stylegan2, main
+from gigajax.compat.stylegan2_pkl import NetworkPickleError, load_network, load_network_pkl, load_stylegan2, main
 from gigajax.models.stylegan2 import Discriminator, Generator
 
 G_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=1, channel_base=64, channel_max=16,
                 num_fp16_res=0, mapping_kwargs=dict(num_layers=2))
 D_KWARGS = dict(c_dim=0, img_resolution=8, img_channels=1, channel_base=64, channel_max=16, num_fp16_res=0,
                 epilogue_kwargs=dict(mbstd_group_size=2))
-BUFFERS = ("w_avg", "noise_const", "resample_filter")
+BUFFERS = ("w_avg", "noise_const", "resample_filter", "magnitude_ema", "freqs", "phases", "transform", "up_filter",
+           "down_filter")
 MARKER = "gigajax_module_src_ran"
 # Stand-in for the pickled networks_stylegan2.py: its class names tell the architecture; its code
 # must never run (it would write MARKER into the working directory).
@@ -111,7 +112,7 @@ def _empty_module_state(init_kwargs):
 
 # --- torch-written pickles ---------------------------------------------------------------------
 
-def _persistent_module_class(torch, names):
+def _persistent_module_class(torch, names, module_src=SG2_SRC):
     class Persistent(torch.nn.Module):
         """A torch.nn.Module that pickles as NVlabs' persistence wrapper does: meta.state is the
         instance __dict__ (_parameters, _buffers, _modules, hooks, _init_kwargs, attributes)."""
@@ -123,7 +124,7 @@ def _persistent_module_class(torch, names):
             self._init_kwargs = init_kwargs if init_kwargs is not None else {}
 
         def __reduce__(self):
-            meta = dict(type="class", version=6, module_src=SG2_SRC, class_name=self.stub_class_name,
+            meta = dict(type="class", version=6, module_src=module_src, class_name=self.stub_class_name,
                         state=self.__dict__)
             return names.reconstruct, (meta,), None
 
@@ -145,9 +146,9 @@ def _tensor(torch, value, half=False, strided=False):
     return flat[3:3 + t.numel()].view(t.shape)
 
 
-def _module_tree(torch, names, state, class_name, init_kwargs, half=False, strided=False):
+def _module_tree(torch, names, state, class_name, init_kwargs, half=False, strided=False, module_src=SG2_SRC):
     """Flat official state -> a tree of Persistent modules as the official classes hold it."""
-    persistent = _persistent_module_class(torch, names)
+    persistent = _persistent_module_class(torch, names, module_src)
     root = persistent(class_name, init_kwargs)
     for key, value in state.items():
         *path, leaf = key.split(".")
@@ -352,17 +353,34 @@ def test_module_src_is_kept_as_text_never_run(official_names, tmp_path):
     # (the autouse fixture checks that MARKER was not written)
 
 
-def test_stylegan3_loads_but_is_not_supported_yet(official_names, tmp_path):
+def test_stylegan3_generator_loads_through_load_network(official_names, tmp_path):
+    # The golden StyleGAN3-T case's state, pickled as NVlabs' training loop would, loads into our
+    # StyleGAN3 Generator and reproduces the golden image; load_stylegan2 refuses it by name.
+    torch = pytest.importorskip("torch")
+    from gigajax.compat import golden
+    from gigajax.compat.layout import nhwc_to_nchw
+    from gigajax.compat.stylegan3_convert import design_filters
+    from gigajax.compat.stylegan3_convert import variables_to_official as sg3_to_official
+    case = golden.load(Path(__file__).parent / "golden" / "stylegan3_generator_t_uncond.npz")
+    kw = dict(case.meta["init_kwargs"], mapping_kwargs=official_names.EasyDict(case.meta["init_kwargs"]["mapping_kwargs"]))
+    g = _module_tree(torch, official_names, case.state, "Generator", kw, module_src=SG3_SRC)
     path = tmp_path / "sg3.pkl"
-    g = _PersistentStub(official_names, "Generator", SG3_SRC, _empty_module_state(dict(z_dim=8)))
     path.write_bytes(pickle.dumps(dict(G=g, G_ema=g)))
     nets = load_network_pkl(path)
     assert nets["G_ema"].architecture == "stylegan3" and nets["G_ema"].class_name == "Generator"
+    G, variables = load_network(path)
+    ws = G.apply(variables, case.inputs["z"], None, 0.7, method="map")
+    img = nhwc_to_nchw(np.asarray(G.apply(variables, ws, method="synthesize", noise_mode="const")))
+    assert golden.rel_l2(img, case.outputs["img"]) < 1e-4
+    back = sg3_to_official(variables, design_filters(G.design()))
+    assert sorted(back) == sorted(case.state)
+    for key, ref in case.state.items():
+        np.testing.assert_array_equal(back[key], ref, err_msg=key)
     with pytest.raises(NotImplementedError, match=r"sg3\.pkl \['G_ema'\] is a Generator of stylegan3 "
-                                                  r"architecture: that network type is not supported yet"):
+                                                  r"architecture, not a StyleGAN2.*\(load it with load_network\)"):
         load_stylegan2(path)
     with pytest.raises(KeyError, match=r"no network 'D'; it has \['G', 'G_ema'\]"):
-        load_stylegan2(path, which="D")
+        load_network(path, which="D")
 
 
 @pytest.mark.parametrize("content, message", [

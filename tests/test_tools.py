@@ -187,11 +187,11 @@ def test_load_generator_from_a_pkl_goes_through_the_converter(sampler, tmp_path,
     # a stand-in converter, then the command line end to end on what it returns.
     calls = []
 
-    def load_stylegan2(path, which="G_ema"):
+    def load_network(path, which="G_ema"):
         calls.append((path, which))
         return sampler.G, sampler.variables
     monkeypatch.setitem(sys.modules, "gigajax.compat.stylegan2_pkl",
-                        types.SimpleNamespace(load_stylegan2=load_stylegan2))
+                        types.SimpleNamespace(load_network=load_network))
     pkl = tmp_path / "net.pkl"
     pkl.write_bytes(b"")
     G, variables, info = load_generator(pkl)

@@ -10,7 +10,8 @@ import importlib
 
 RUNNERS = {}
 
-KIND_MODULES = ["gigajax.compat.ops_kinds", "gigajax.compat.metrics_kinds", "gigajax.compat.stylegan2_kinds"]
+KIND_MODULES = ["gigajax.compat.ops_kinds", "gigajax.compat.metrics_kinds", "gigajax.compat.stylegan2_kinds",
+                "gigajax.compat.stylegan3_kinds"]
 
 
 def register(kind):

@@ -4,6 +4,7 @@ running any pickled code.
 
     nets = load_network_pkl("stylegan2-ffhq-1024x1024.pkl")   # {'G': Network, 'D': ..., 'G_ema': ...}
     G, variables = load_stylegan2("stylegan2-ffhq-1024x1024.pkl", which="G_ema")
+    G, variables = load_network("stylegan3-t-ffhq-1024x1024.pkl")          # any supported kind
 
     python -m gigajax.compat.stylegan2_pkl PATH [--which G_ema] [--out vars.npz]
 
@@ -628,9 +629,10 @@ def to_stylegan2(net: Network, what: str = "network"):
     """A StyleGAN2 `Network` -> (gigajax Generator or Discriminator, variables {'params', 'buffers'}),
     checked leaf by leaf against the model's own variable shapes."""
     if net.architecture != "stylegan2" or net.class_name not in _POSITIONAL:
-        raise NotImplementedError(f"{what} is a {net.class_name} of {net.architecture} architecture: that network "
-                                  f"type is not supported yet; gigajax loads StyleGAN2 Generator / Discriminator "
-                                  f"networks (networks_stylegan2.py, stylegan2-ada-pytorch's networks.py)")
+        hint = " (load it with load_network)" if (net.architecture, net.class_name) in _LOADERS else ""
+        raise NotImplementedError(f"{what} is a {net.class_name} of {net.architecture} architecture, not a StyleGAN2 "
+                                  f"Generator / Discriminator (networks_stylegan2.py, stylegan2-ada-pytorch's "
+                                  f"networks.py){hint}")
     import jax  # lazily: reading a pickle needs neither jax nor the models
 
     from gigajax.compat.stylegan2_convert import DEFAULT_FILTER, official_to_variables
@@ -662,13 +664,60 @@ def to_stylegan2(net: Network, what: str = "network"):
     return model, variables
 
 
-def load_stylegan2(path, which: str = "G_ema"):
-    """An official pickle's StyleGAN2 network `which` ('G_ema', 'G' or 'D') -> (module, variables)."""
+def to_stylegan3(net: Network, what: str = "network"):
+    """A StyleGAN3 Generator `Network` -> (gigajax stylegan3 Generator, variables), checked leaf by
+    leaf against the model's variable shapes and filter by filter against its designed filters.
+    (StyleGAN3 pickles hold a StyleGAN2 discriminator: `to_stylegan2` loads their 'D'.)"""
+    if net.architecture != "stylegan3" or net.class_name != "Generator":
+        raise NotImplementedError(f"{what} is a {net.class_name} of {net.architecture} architecture, not a "
+                                  f"StyleGAN3 Generator (networks_stylegan3.py)")
+    import jax
+
+    from gigajax.compat.stylegan3_convert import design_filters, official_to_variables
+    from gigajax.models.stylegan3 import Generator
+
+    kwargs = stylegan2_kwargs(net)
+    try:
+        model = Generator.create(**kwargs)
+        c = np.zeros([1, kwargs["c_dim"]], np.float32) if kwargs["c_dim"] else None
+        template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), np.zeros([1, kwargs["z_dim"]],
+                                                                                      np.float32), c))
+    except (TypeError, KeyError, ValueError) as e:
+        raise NetworkPickleError(f"{what}: gigajax's StyleGAN3 Generator does not take init_kwargs {kwargs}: "
+                                 f"{type(e).__name__}: {e}") from None
+    try:
+        variables = official_to_variables(net.state_dict, filters=design_filters(model.design()), template=template)
+    except ValueError as e:
+        raise NetworkPickleError(f"{what}: {e}") from None
+    return model, variables
+
+
+_LOADERS = {("stylegan2", "Generator"): to_stylegan2, ("stylegan2", "Discriminator"): to_stylegan2,
+            ("stylegan3", "Generator"): to_stylegan3}
+
+
+def _pick(path, which):
     nets = load_network_pkl(path)
     if not isinstance(nets.get(which), Network):
         have = [k for k, v in nets.items() if isinstance(v, Network)]
         raise KeyError(f"{path}: no network {which!r}; it has {have}")
-    return to_stylegan2(nets[which], f"{path} [{which!r}]")
+    return nets[which]
+
+
+def load_stylegan2(path, which: str = "G_ema"):
+    """An official pickle's StyleGAN2 network `which` ('G_ema', 'G' or 'D') -> (module, variables)."""
+    return to_stylegan2(_pick(path, which), f"{path} [{which!r}]")
+
+
+def load_network(path, which: str = "G_ema"):
+    """An official pickle's network `which` -> (gigajax module, variables), whatever its kind:
+    StyleGAN2 G/D (stylegan2-ada-pytorch, stylegan3's networks_stylegan2.py) or StyleGAN3 G."""
+    net = _pick(path, which)
+    loader = _LOADERS.get((net.architecture, net.class_name))
+    if loader is None:
+        raise NotImplementedError(f"{path} [{which!r}] is a {net.class_name} of {net.architecture} architecture: "
+                                  f"gigajax loads {sorted(f'{a} {c}' for a, c in _LOADERS)}")
+    return loader(net, f"{path} [{which!r}]")
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -707,7 +756,9 @@ def main(argv=None) -> int:
             print(f"error: {a.path} has no network {a.which!r}", file=sys.stderr)
             return 1
         try:
-            _, variables = to_stylegan2(nets[a.which], f"{a.path} [{a.which!r}]")
+            net = nets[a.which]
+            loader = _LOADERS.get((net.architecture, net.class_name), to_stylegan2)
+            _, variables = loader(net, f"{a.path} [{a.which!r}]")
         except (NotImplementedError, NetworkPickleError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -44,14 +44,14 @@ def load_generator(path, *, experiment: str | None = None, step: int | None = No
 
 def _load_pkl(path: Path, which: str):
     try:   # lazily: the converter pulls in its own dependencies, and runs do not need it
-        from gigajax.compat.stylegan2_pkl import load_stylegan2
+        from gigajax.compat.stylegan2_pkl import load_network
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("gigajax.compat"):
             raise NetworkError(f"loading {path}: NVlabs pickles need gigajax.compat.stylegan2_pkl, which this "
                                f"installation does not have") from e
         raise
     try:
-        G, variables = load_stylegan2(str(path), which=which)
+        G, variables = load_network(str(path), which=which)
     except KeyError as e:      # no network `which` in the pickle
         raise NetworkError(str(e.args[0]) if e.args else f"{path}: no network {which!r}") from e
     return G, variables, {"source": "pkl", "path": str(path.absolute()), "which": which}

@@ -65,7 +65,8 @@ class FullyConnectedLayer(nn.Module):
     """y = act(x @ (weight * lr_multiplier / sqrt(in_features)) + bias * lr_multiplier).
 
     Params: `weight` `[in_features, out_features]` (official `[out, in]`, transposed), init
-    N(0, 1) / lr_multiplier; `bias` `[out_features]`, init `bias_init`.
+    N(0, 1) * weight_init / lr_multiplier; `bias` `[out_features]`, init `bias_init` (a number,
+    or a sequence of out_features numbers as StyleGAN3's input affine uses).
 
     Call: x `[..., in_features]` -> `[..., out_features]`.
     """
@@ -74,7 +75,8 @@ class FullyConnectedLayer(nn.Module):
     bias: bool = True
     activation: str = "linear"
     lr_multiplier: float = 1
-    bias_init: float = 0
+    bias_init: Any = 0
+    weight_init: float = 1
 
     @nn.compact
     def __call__(self, x):
@@ -82,12 +84,14 @@ class FullyConnectedLayer(nn.Module):
             fail("x.shape", tuple(x.shape), f"[..., in_features={self.in_features}]")
         act_gain(self.activation)  # validates the name before any parameter is created
         gain = self.lr_multiplier / math.sqrt(self.in_features)
-        weight = self.param("weight", _normal(1 / self.lr_multiplier), (self.in_features, self.out_features))
+        weight = self.param("weight", _normal(self.weight_init / self.lr_multiplier),
+                            (self.in_features, self.out_features))
         w = weight.astype(x.dtype) * gain
         x = x @ w
         b = None
         if self.bias:
-            b = self.param("bias", nn.initializers.constant(self.bias_init), (self.out_features,))
+            bias_init = np.broadcast_to(np.asarray(self.bias_init, np.float32), (self.out_features,))
+            b = self.param("bias", lambda key, shape: jnp.asarray(bias_init), (self.out_features,))
             b = b.astype(x.dtype)
             if self.lr_multiplier != 1:
                 b = b * self.lr_multiplier
