@@ -4,19 +4,23 @@
   features        sharded, batched feature extraction; cached dataset features; generators
   fid, kid, inception_score, precision_recall   the statistics on those features
   lpips, ppl      LPIPS (VGG16 / AlexNet) and StyleGAN's perceptual path length
+  equivariance    StyleGAN3's EQ-T / EQ-T_frac / EQ-R PSNRs and their image operators
+  spectrum        average power spectra of image sets (StyleGAN3's avg_spectra), heatmaps, profiles
   bits_per_dim    the likelihood unit of the VAEs
-  compute         NVlabs-style names ('fid50k_full', 'kid10k', 'ppl2_wend') for a generator
+  compute         NVlabs-style names ('fid50k_full', 'kid10k', 'ppl2_wend', 'eqt50k_int') for a generator
 CLI: `python -m gigajax.metrics fid|kid|pr PATH_A PATH_B`, `python -m gigajax.metrics is PATH`.
 """
 
 from gigajax.metrics.bits_per_dim import bits_per_dim
 from gigajax.metrics.compute import GeneratorSpec, compute_metrics, parse_metric
+from gigajax.metrics.equivariance import equivariance_psnr
 from gigajax.metrics.features import FeatureExtractor, dataset_features, to_uint8
 from gigajax.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from gigajax.metrics.inception_score import inception_score
 from gigajax.metrics.kid import kernel_inception_distance
 from gigajax.metrics.precision_recall import precision_recall
+from gigajax.metrics.spectrum import mean_power_spectrum
 
 __all__ = ["FeatureExtractor", "GeneratorSpec", "bits_per_dim", "compute_metrics", "dataset_features",
-           "feature_stats", "fid_from_features", "frechet_distance", "inception_score",
-           "kernel_inception_distance", "parse_metric", "precision_recall", "to_uint8"]
+           "equivariance_psnr", "feature_stats", "fid_from_features", "frechet_distance", "inception_score",
+           "kernel_inception_distance", "mean_power_spectrum", "parse_metric", "precision_recall", "to_uint8"]

@@ -296,7 +296,8 @@ def evaluate_state(config, recipe, state, workdir, log, *, class_probs=None, pro
     from gigajax.train.plot import plot_metrics
     t0 = time.time()
     spec = GeneratorSpec(recipe.generate, state.ema, recipe.z_dim, recipe.c_dim, class_probs=class_probs,
-                         sample_z=recipe.sample_z, mapping=recipe.mapping, synthesis=recipe.synthesis)
+                         sample_z=recipe.sample_z, mapping=recipe.mapping, synthesis=recipe.synthesis,
+                         synthesis_t=getattr(recipe, "synthesis_t", None))
     results = compute_metrics(tuple(config.metrics), spec,
                               dataset=config.dataset, resolution=int(config.resolution) or None,
                               seed=int(config.seed), progress=progress)

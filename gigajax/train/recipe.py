@@ -94,6 +94,10 @@ class GANRecipe:
     # synthesis(g_variables, w, c, key) -> images (see gigajax.metrics.ppl). None: no mapping network.
     mapping = None
     synthesis = None
+    # The equivariance metrics (eqt50k_int, eqt50k_frac, eqr50k) need, besides mapping,
+    # synthesis_t(g_variables, w, c, transform [3, 3]) -> images with StyleGAN3's input transform
+    # (see gigajax.metrics.equivariance). None: the generator does not support them.
+    synthesis_t = None
 
     def grid_inputs(self, key: jax.Array, rows: int, cols: int) -> tuple[jax.Array, jax.Array]:
         """Fixed inputs (z [rows*cols, z_dim], c [rows*cols, c_dim]) for the snapshot grid.
