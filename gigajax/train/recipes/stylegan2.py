@@ -47,7 +47,9 @@ class StyleGAN2Recipe(GANRecipe):
     z_dim, w_dim, map_layers:  mapping network (map_layers = mapping_kwargs.num_layers).
     cbase, cmax:               channel_base, channel_max for both G and D.
     g_architecture, d_architecture: 'orig' | 'skip' | 'resnet' (official: skip, resnet).
-    conv_clamp:                clamp of conv outputs (None = off); mbstd_group: mbstd_group_size.
+    conv_clamp:                clamp of conv outputs (None = off).
+    mbstd_group, mbstd_channels: the epilogue's mbstd_group_size and mbstd_num_channels.
+    use_noise:                 G's per-pixel noise inputs (SynthesisLayer use_noise).
     r1_gamma, r1_interval:     R1 weight and lazy interval (0 disables the phase).
     pl_weight, pl_interval, pl_batch_shrink, pl_decay: path-length regularisation.
     style_mixing_prob:         probability of mixing two latents per batch.
@@ -62,7 +64,8 @@ class StyleGAN2Recipe(GANRecipe):
 
     def __init__(self, spec: DataSpec, z_dim: int = 512, w_dim: int = 512, map_layers: int = 8,
                  cbase: int = 32768, cmax: int = 512, g_architecture: str = "skip", d_architecture: str = "resnet",
-                 conv_clamp: float | None = 256, mbstd_group: int = 4, r1_gamma: float = 10.0, r1_interval: int = 16,
+                 conv_clamp: float | None = 256, mbstd_group: int = 4, mbstd_channels: int = 1, use_noise: bool = True,
+                 r1_gamma: float = 10.0, r1_interval: int = 16,
                  pl_weight: float = 2.0, pl_interval: int = 4, pl_batch_shrink: int = 2, pl_decay: float = 0.01,
                  style_mixing_prob: float = 0.9, glr: float = 0.0025, dlr: float = 0.0025, map_lr_mult: float = 0.01,
                  conditional: bool = False, augment: str = "noaug", augpipe: str = "bgc", aug_p: float = 0.0,
@@ -95,11 +98,12 @@ class StyleGAN2Recipe(GANRecipe):
                                   img_channels=spec.channels,
                                   mapping_kwargs=dict(num_layers=int(map_layers), lr_multiplier=float(map_lr_mult)),
                                   channel_base=int(cbase), channel_max=int(cmax), num_fp16_res=0,
-                                  conv_clamp=conv_clamp, architecture=g_architecture)
+                                  conv_clamp=conv_clamp, architecture=g_architecture, use_noise=bool(use_noise))
         self.D = Discriminator(c_dim=self.c_dim, img_resolution=spec.resolution, img_channels=spec.channels,
                                architecture=d_architecture, channel_base=int(cbase), channel_max=int(cmax),
                                num_fp16_res=0, conv_clamp=conv_clamp,
-                               epilogue_kwargs=dict(mbstd_group_size=int(mbstd_group)))
+                               epilogue_kwargs=dict(mbstd_group_size=int(mbstd_group),
+                                                    mbstd_num_channels=int(mbstd_channels)))
         self.num_ws = self.G.num_ws
         phases = [Phase("Gmain", "G", self.g_main)]
         if self.pl_weight > 0:
