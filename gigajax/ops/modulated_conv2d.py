@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from gigajax.ops import _args
+from gigajax.ops.conv2d import conv2d
 from gigajax.ops.conv2d_resample import conv2d_resample
 
 
@@ -126,8 +127,9 @@ def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None):
             _args.fail("input_gain.shape", tuple(g.shape), f"[], [{cin}] or [{n}, {cin}]")
         scale = scale * jnp.broadcast_to(g, (n, cin))
     x = x * scale.astype(x.dtype)[:, None, None, :]
-    y = lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), ((ph, ph), (pw, pw)),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # StyleGAN3 pads by k-1 (a "full" convolution); conv2d keeps it same-shaped inside, which is
+    # what XLA:CPU differentiates fast (gigajax.ops.conv2d).
+    y = conv2d(x, w.astype(x.dtype), ((ph, ph), (pw, pw)))
     if demodulate:
         y = y * dcoefs.astype(y.dtype)[:, None, None, :]
     return y
