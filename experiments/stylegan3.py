@@ -38,7 +38,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         dlr=0.002, map_lr_mult=0.01, conditional=False, augment="noaug", augpipe="bgc", aug_p=0.0,
         ada_target=0.6, ada_interval=4, ada_kimg=100.0,
         # The paper's 14 layers and 10-pixel margins cost ~4x more per image at this size.
-        synthesis_kwargs=dict(num_layers=6, num_critical=2, margin_size=4)))
+        num_layers=6, num_critical=2, margin_size=4))
     if variant in ("t-afhq512", "r-afhq512", "t-ffhq1024", "r-ffhq1024"):
         c.dataset = "images.zip"
         c.xflip = True
@@ -46,7 +46,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         c.snapshot_kimg = 200.0
         gamma = {"t-afhq512": 8.2, "r-afhq512": 16.4, "t-ffhq1024": 32.0, "r-ffhq1024": 32.0}[variant]
         c.model.update(z_dim=512, w_dim=512, cbase=32768, cmax=512, r1_gamma=gamma, augment="ada",
-                       synthesis_kwargs={})
+                       num_layers=14, num_critical=2, margin_size=10)
     return c
 
 

@@ -31,10 +31,11 @@ def test_cli_ops_pass(capsys):
 
 
 def test_cli_unsupported_kind_fails_unless_skipped(tmp_path, capsys):
-    case = GOLDEN / "stylegan3_mapping_cond.npz"
-    kind = golden.load(case).kind
-    if kind in runners():
-        pytest.skip(f"{kind} is implemented now; pick another unsupported kind")
+    # The smallest case of a kind gigajax does not implement yet (it changes as models land).
+    todo = sorted((p.stat().st_size, p) for p in GOLDEN.glob("*.npz") if golden.load(p).kind not in runners())
+    if not todo:
+        pytest.skip("every golden kind is implemented")
+    case = todo[0][1]
     assert verify.main([str(case)]) == 1
     assert "unsupported" in capsys.readouterr().out
     assert verify.main([str(case), "--skip-unsupported"]) == 0

@@ -11,8 +11,8 @@ from gigajax.train import DataSpec
 from gigajax.train.recipes.stylegan3 import StyleGAN3Recipe, blur_images, blur_kernel
 
 B = 4
-SMALL = dict(z_dim=8, w_dim=8, cbase=128, cmax=16, mbstd_group=2, batch_size=B,
-             synthesis_kwargs=dict(num_layers=3, num_critical=1, margin_size=2))
+SMALL = dict(z_dim=8, w_dim=8, cbase=128, cmax=16, mbstd_group=2, batch_size=B, num_layers=3, num_critical=1,
+             margin_size=2)
 
 
 def _setup(**kw):

@@ -63,7 +63,8 @@ class StyleGAN3Recipe(StyleGAN2Recipe):
     r1_gamma:          None = the heuristic of the official docs, 0.0002 * resolution^2 / batch.
     batch_size:        for the official batch-dependent defaults (magnitude_ema_beta, blur_fade_kimg).
     magnitude_ema_beta, blur_init_sigma, blur_fade_kimg: None = the official defaults for cfg/batch.
-    num_layers, margin_size, ...: any further SynthesisNetwork argument through `synthesis_kwargs`.
+    num_layers, num_critical, margin_size: the synthesis schedule (official defaults 14, 2, 10).
+    synthesis_kwargs:  any further SynthesisNetwork argument (first_cutoff, filter_size, ...).
     """
 
     def __init__(self, spec: DataSpec, cfg: str = "stylegan3-t", batch_size: int = 32, z_dim: int = 512,
@@ -74,6 +75,7 @@ class StyleGAN3Recipe(StyleGAN2Recipe):
                  augpipe: str = "bgc", aug_p: float = 0.0, ada_target: float = 0.6, ada_interval: int = 4,
                  ada_kimg: float = 100.0, magnitude_ema_beta: float | None = None,
                  blur_init_sigma: float | None = None, blur_fade_kimg: float | None = None,
+                 num_layers: int = 14, num_critical: int = 2, margin_size: int = 10,
                  synthesis_kwargs: dict | None = None):
         if cfg not in CONFIGS:
             raise ValueError(f"StyleGAN3Recipe: cfg={cfg!r}; expected one of {CONFIGS}")
@@ -93,7 +95,8 @@ class StyleGAN3Recipe(StyleGAN2Recipe):
         self.blur_fade_kimg = float(batch_size * 200 / 32 if blur_fade_kimg is None else blur_fade_kimg)
         self.blur_radius = int(self.blur_init_sigma * 3) if self.blur_fade_kimg > 0 else 0
         kw = dict(channel_base=int(cbase) * (2 if is_r else 1), channel_max=int(cmax) * (2 if is_r else 1),
-                  num_fp16_res=0, conv_clamp=conv_clamp, magnitude_ema_beta=self.magnitude_ema_beta)
+                  num_fp16_res=0, conv_clamp=conv_clamp, magnitude_ema_beta=self.magnitude_ema_beta,
+                  num_layers=int(num_layers), num_critical=int(num_critical), margin_size=int(margin_size))
         if is_r:
             kw.update(conv_kernel=1, use_radial_filters=True)
         kw.update(synthesis_kwargs or {})
