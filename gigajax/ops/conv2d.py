@@ -48,6 +48,12 @@ def conv2d(x, w, padding=((0, 0), (0, 0))):
     x `[N, H, W, I]`, w `[kh, kw, I, O]` -> `[N, H + top + bottom - kh + 1, W + left + right - kw + 1, O]`.
     """
     kh, kw = w.shape[:2]
+    if (kh, kw) == (1, 1):
+        # A 1x1 convolution is a matmul, and XLA:CPU runs it as one ~2.3x faster than as a
+        # convolution (x [4, 84, 84, 1024], StyleGAN3-R's layers: 898 -> 366 ms); so are its gradients.
+        x = _pad(x, tuple(padding[0]), tuple(padding[1]))
+        n, h, wd, i = x.shape
+        return (x.reshape(n * h * wd, i) @ w[0, 0].astype(x.dtype)).reshape(n, h, wd, w.shape[3])
     inner_y, outer_y = _split(*padding[0], kh)
     inner_x, outer_x = _split(*padding[1], kw)
     x = _pad(x, outer_y, outer_x)
