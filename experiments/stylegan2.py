@@ -2,7 +2,7 @@
 path-length regularisation, style mixing, G_ema.   python -m experiments.stylegan2 [--variant NAME]
 
 The default is a narrow StyleGAN2 for mnist5k at 32x32 on a 2-core CPU (every regulariser of the
-paper on, widths cut to fit the budget; about 95 img/s). Known problem: at these widths it
+paper on, widths cut to fit the budget; about 130 img/s). Known problem: at these widths it
 mode-collapses within 10-20 kimg (one digit shape for every z), and so does NVlabs' own code run
 at the same config on the same data; neither ADA, R1 gamma 1, no path length, the cifar spec
 (mbstd 32, D orig, no mixing), lr 0.001, an 8-layer 128-d mapping nor 2x widths avoided it. The other variants hold the paper's / StyleGAN2-ADA's
@@ -15,7 +15,7 @@ import ml_collections
 from gigajax.train.config import base_config
 
 VARIANTS = {
-    "default": "mnist5k 32x32, narrow (channel_base 1024, max 64, z = w = 64), ~95 img/s on a 2-core CPU; "
+    "default": "mnist5k 32x32, narrow (channel_base 1024, max 64, z = w = 64), ~130 img/s on a 2-core CPU; "
                "mode-collapses at this width (module doc)",
     "conditional": "the default with labels: class embedding in G's mapping, projection D; one class per grid row",
     "cifar10": "tfds:cifar10 with labels, StyleGAN2-ADA's cifar spec (map 2, mbstd 32, gamma 0.01, no PL/mixing, "
