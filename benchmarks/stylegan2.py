@@ -312,6 +312,12 @@ def bench_train_ours(cfg, iters, cycles):
                              conv_clamp=None, mbstd_group=cfg["mbstd_group"], r1_gamma=cfg["r1_gamma"],
                              r1_interval=R1_INTERVAL, pl_weight=cfg["pl_weight"], pl_interval=PL_INTERVAL,
                              style_mixing_prob=cfg["style_mixing"], glr=GLR, dlr=DLR, augment="noaug")
+    return bench_train_recipe(recipe, B, res, iters, cycles)
+
+
+def bench_train_recipe(recipe, B, res, iters, cycles):
+    """The trainer's own step for `recipe` on one device (random uint8 RGB batch of B at res):
+    per-phase compile times, the plain step, and the --cycles-averaged 16-step cycle."""
     mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
     repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     opts = recipe.optimizers()

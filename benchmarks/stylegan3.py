@@ -97,23 +97,18 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 try:   # run as `python benchmarks/stylegan3.py`: the repo root is not on sys.path by itself
-    from benchmarks.stylegan2 import (Official, _phase_schedule, _ratio, _sum, compile_events, cycle_times,
-                                      rel_l2, timed)
+    from benchmarks.stylegan2 import Official, _ratio, bench_train_recipe, cycle_times, rel_l2, timed
 except ImportError:
     sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from benchmarks.stylegan2 import (Official, _phase_schedule, _ratio, _sum, compile_events, cycle_times,
-                                      rel_l2, timed)
+    from benchmarks.stylegan2 import Official, _ratio, bench_train_recipe, cycle_times, rel_l2, timed
 
 from gigajax import ops
 from gigajax.compat.stylegan3_convert import design_filters, official_to_variables
 from gigajax.models.stylegan3 import Generator
 from gigajax.train import DataSpec
 from gigajax.train.recipes.stylegan3 import StyleGAN3Recipe
-from gigajax.train.state import create_state
-from gigajax.train.step import due_phases, jit_train_step
 
 CONFIGS = {"t": "stylegan3-t", "r": "stylegan3-r"}
 R1_INTERVAL = 16                 # official train.py D_reg_interval (G_reg_interval is None for StyleGAN3)
@@ -396,47 +391,9 @@ def bench_train_ours(cfg, iters, cycles):
                              cmax=cfg["channel_max"], d_architecture="resnet", conv_clamp=cfg["conv_clamp"],
                              mbstd_group=cfg["mbstd_group"], r1_gamma=cfg["r1_gamma"], r1_interval=R1_INTERVAL,
                              glr=GLR, dlr=DLR, augment="noaug", magnitude_ema_beta=cfg["magnitude_ema_beta"])
-    mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
-    repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    opts = recipe.optimizers()
-    step = jit_train_step(recipe, opts, batch_size=B, ema_kimg=B * 10 / 32, ema_rampup=0.05,
-                          state_sharding=repl, batch_sharding=data)
-    rng = np.random.default_rng(0)
-    batch = {"image": jax.device_put(rng.integers(0, 256, (B, res, res, 3), dtype=np.uint8), data),
-             "label": jax.device_put(np.zeros((B, 0), np.float32), data)}
-    state = jax.jit(lambda k, b: create_state(recipe, k, b, opts), out_shardings=repl)(jax.random.key(0), batch)
-    jax.block_until_ready(state)
-    phases = recipe.phases
-    firsts, plain, cycle = _phase_schedule(phases)
-
-    compile_info = []
-    for i, new in firsts:
-        with compile_events() as ev:
-            t = time.perf_counter()
-            state, m = step(state, batch, i)
-            jax.block_until_ready(state)
-            wall = time.perf_counter() - t
-        names = iter(new)   # phase programs are jit(<lambda>)s and compile in phase order
-        backend = [(next(names, f) if "<lambda>" in f else f.replace("jit(_finish)", "finish"), round(d, 2))
-                   for e, d, f in ev if e.endswith("backend_compile_duration")]
-        compile_info.append(dict(phases=new + (["finish"] if not compile_info else []), step_index=i,
-                                 compile_s=_sum(ev), xla_compile_s=sum(d for _, d in backend),
-                                 programs=backend, first_call_s=wall))
-
-    def one(i):
-        nonlocal state
-        state, _ = step(state, batch, i)
-        jax.block_until_ready(state)
-
-    plain_s, _ = timed(lambda: one(next(plain)), iters)
-    per_step, amort = cycle_times(one, cycle, cycles)
-    kinds = {}
-    for i, d in per_step:
-        kinds.setdefault("+".join(p.name for p, due in zip(phases, due_phases(phases, i)) if due), []).append(d)
-    return dict(phases=[p.name for p in phases], r1_gamma=recipe.r1_gamma, blur_init_sigma=recipe.blur_init_sigma,
-                blur_fade_kimg=recipe.blur_fade_kimg, plain_s=plain_s, plain_img_s=B / plain_s, amortised_s=amort,
-                amortised_img_s=B / amort, by_phases_s={k: float(np.median(v)) for k, v in kinds.items()},
-                compile=compile_info, cycle=cycle, cycles=cycles)
+    out = bench_train_recipe(recipe, B, res, iters, cycles)
+    return dict(phases=[p.name for p in recipe.phases], r1_gamma=recipe.r1_gamma,
+                blur_init_sigma=recipe.blur_init_sigma, blur_fade_kimg=recipe.blur_fade_kimg, **out)
 
 
 def bench_train_official(off, cfg, iters, cycles):
