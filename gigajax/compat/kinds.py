@@ -11,7 +11,7 @@ import importlib
 RUNNERS = {}
 
 KIND_MODULES = ["gigajax.compat.ops_kinds", "gigajax.compat.metrics_kinds", "gigajax.compat.stylegan2_kinds",
-                "gigajax.compat.stylegan3_kinds"]
+                "gigajax.compat.stylegan3_kinds", "gigajax.compat.stylegan_xl_kinds"]
 
 
 def register(kind):

@@ -1,6 +1,6 @@
 """Official NVlabs network pickles (stylegan2-ada-pytorch, stylegan3: `stylegan2-ffhq-1024x1024.pkl`,
-`network-snapshot-*.pkl`, ...) read without torch, without the official source code and without
-running any pickled code.
+`network-snapshot-*.pkl`, ...), and StyleGAN-XL's generators (which use the same persistence, written
+with dill), read without torch, without the official source code and without running any pickled code.
 
     nets = load_network_pkl("stylegan2-ffhq-1024x1024.pkl")   # {'G': Network, 'D': ..., 'G_ema': ...}
     G, variables = load_stylegan2("stylegan2-ffhq-1024x1024.pkl", which="G_ema")
@@ -387,6 +387,9 @@ def _allowed():
         ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
         ("builtins", "complex"): complex,
         ("_codecs", "encode"): _latin1_encode,
+        # StyleGAN-XL writes its pickles with dill, which spells some plain values its own way.
+        ("dill._dill", "_load_type"): _dill_load_type, ("dill._dill", "_import_module"): _dill_import_module,
+        ("dill._dill", "_get_attr"): _dill_get_attr, ("dill._dill", "_create_array"): _dill_create_array,
         # numpy scalars (np.float64 gains) and arrays; numpy validates its own state.
         ("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray,
         ("numpy.core.multiarray", "scalar"): ma.scalar, ("numpy._core.multiarray", "scalar"): ma.scalar,
@@ -396,6 +399,60 @@ def _allowed():
     table.update({("torch", name): np.dtype(dtype) for name, dtype in _DTYPES.items()})
     table.update(_storage_types())
     return table
+
+
+# --- dill's spellings (StyleGAN-XL pickles with dill.dump) ------------------------------------------
+# Each resolves only to what the whitelist above already allows; nothing is imported or run.
+
+_DILL_TYPES = {"set": set, "frozenset": frozenset, "list": list, "tuple": tuple, "dict": dict, "slice": slice,
+               "complex": complex, "bytes": bytes, "bytearray": bytearray}
+
+
+def _dill_load_type(name):
+    """dill._dill._load_type('set') (the modules' `_non_persistent_buffers_set`): inert builtin
+    containers only, never code, function or class types."""
+    if name not in _DILL_TYPES:
+        raise NetworkPickleError(f"refusing dill._dill._load_type({_brief(name)}): only the builtin types "
+                                 f"{sorted(_DILL_TYPES)} are allowed (nothing was executed)")
+    return _DILL_TYPES[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModuleRef:
+    """dill._dill._import_module(name), not imported: only a name for `_dill_get_attr`."""
+    name: str
+
+
+def _dill_import_module(name):
+    if not isinstance(name, str):
+        raise NetworkPickleError(f"dill._dill._import_module({_brief(name)}): expected a module name")
+    return _ModuleRef(name)
+
+
+def _dill_get_attr(module, name):
+    """dill._dill._get_attr(_import_module(m), name), as dill 0.3 spells builtin functions such as
+    numpy's `scalar`: resolved through the whitelist, like a plain global."""
+    if not isinstance(module, _ModuleRef) or not isinstance(name, str):
+        raise NetworkPickleError(f"dill._dill._get_attr({_brief(module)}, {_brief(name)}): expected a module "
+                                 f"name and an attribute")
+    table = _allowed()
+    key = (_ALIASES.get(module.name, module.name), name)
+    if key not in table:
+        raise NetworkPickleError(f"refusing to load {module.name}.{name} (through dill): not an allowed name "
+                                 f"(nothing was executed)")
+    return table[key]
+
+
+def _dill_create_array(f, args, state, npdict=None):
+    """dill._dill._create_array: numpy's own array reconstruction, then `__setstate__(state)`."""
+    if f is not _numpy_multiarray()._reconstruct or npdict:
+        raise NetworkPickleError(f"dill._dill._create_array({_brief(f)}, ..., {_brief(npdict)}): expected "
+                                 f"numpy's _reconstruct and no instance dict")
+    array = f(*args)
+    if not isinstance(array, np.ndarray) or type(array) is not np.ndarray:
+        raise NetworkPickleError(f"dill._dill._create_array built {_brief(array)}: expected a plain ndarray")
+    array.__setstate__(state)
+    return array
 
 
 def _latin1_encode(s, encoding="latin1"):
@@ -441,6 +498,7 @@ class _NetworkUnpickler(pickle.Unpickler):
 # --- public -------------------------------------------------------------------------------------
 
 _CLASS_DEF = re.compile(r"^class\s+(\w+)\s*[(:]", re.MULTILINE)
+_XL_MAPPING = re.compile(r"^\s+self\.embed_proj\s*=", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -455,6 +513,9 @@ class Network:
       torch's `module.state_dict()` (parameters, then persistent buffers, then submodules).
     buffers: the names in state_dict that are buffers ('mapping.w_avg', '...noise_const', ...).
     module_src: the pickled source of the class's module, as text (never executed here).
+    sub_init_kwargs: dotted path of each persistent submodule ('mapping', 'synthesis',
+      'synthesis.L0_36_512', ...) -> the constructor kwargs it recorded. A StyleGAN-XL
+      SuperresGenerator's stem configuration lives only there.
     """
     class_name: str
     init_args: tuple
@@ -462,15 +523,18 @@ class Network:
     state_dict: dict
     buffers: frozenset
     module_src: str
+    sub_init_kwargs: dict = dataclasses.field(default_factory=dict)
 
     @property
     def architecture(self) -> str:
         """'stylegan2' (networks_stylegan2.py, stylegan2-ada-pytorch networks.py), 'stylegan3'
-        (networks_stylegan3.py and its derivatives) or 'unknown', from the classes the pickled
-        module source defines."""
+        (networks_stylegan3.py and its derivatives), 'stylegan_xl' (autonomousvision/stylegan-xl's
+        networks_stylegan3_resetting.py) or 'unknown', from the classes the pickled module source
+        defines."""
         classes = set(_CLASS_DEF.findall(self.module_src))
         if "SynthesisInput" in classes:
-            return "stylegan3"
+            # StyleGAN-XL's networks_stylegan3_resetting.py is StyleGAN3's plus a class embedding.
+            return "stylegan_xl" if _XL_MAPPING.search(self.module_src) else "stylegan3"
         if {"MappingNetwork", "SynthesisBlock", "ToRGBLayer", "DiscriminatorBlock", "DiscriminatorEpilogue"} <= classes:
             return "stylegan2"
         return "unknown"
@@ -526,7 +590,8 @@ def _load(f, name):
     except _MALFORMED as e:
         raise NetworkPickleError(f"{name}: malformed network pickle ({type(e).__name__}: {e})") from None
     for k in NETWORK_KEYS:
-        if k in out and not isinstance(out[k], Network):
+        # None: a network stripped from a released file (StyleGAN-XL's loader tolerates a missing D).
+        if k in out and out[k] is not None and not isinstance(out[k], Network):
             raise NetworkPickleError(f"{name}: [{k!r}] is {_brief(out[k])}, expected a persistent network")
     return out
 
@@ -565,11 +630,22 @@ def _network(obj, where):
     init_kwargs = state.get("_init_kwargs", {})
     if not isinstance(init_args, (tuple, list)) or not isinstance(init_kwargs, dict):
         raise NetworkPickleError(f"{where}: _init_args/_init_kwargs are {_brief(init_args)}/{_brief(init_kwargs)}")
-    tensors, buffers = {}, set()
+    tensors, buffers, subs = {}, set(), {}
     _collect(obj, "", tensors, buffers, where)
+    _collect_init_kwargs(obj, "", subs, where)
     return Network(class_name=class_name, init_args=tuple(_plain(init_args, where)),
                    init_kwargs=_plain(init_kwargs, where), state_dict=tensors, buffers=frozenset(buffers),
-                   module_src=module_src)
+                   module_src=module_src, sub_init_kwargs=subs)
+
+
+def _collect_init_kwargs(obj, prefix, out, where):
+    """`out[dotted path] = init kwargs` for every persistent submodule below `obj`."""
+    for name, child in (obj.state.get("_modules") or {}).items():
+        if isinstance(child, (_Persistent, _TorchModule)) and isinstance(child.state, dict):
+            kwargs = child.state.get("_init_kwargs") if isinstance(child, _Persistent) else None
+            if isinstance(kwargs, dict):
+                out[prefix + name] = _plain(kwargs, where)
+            _collect_init_kwargs(child, f"{prefix}{name}.", out, where)
 
 
 def _collect(obj, prefix, tensors, buffers, where):
@@ -692,8 +768,20 @@ def to_stylegan3(net: Network, what: str = "network"):
     return model, variables
 
 
+def to_stylegan_xl(net: Network, what: str = "network"):
+    """A StyleGAN-XL Generator or SuperresGenerator `Network` (networks_stylegan3_resetting.py) ->
+    (gigajax stylegan_xl model, variables); see `gigajax.compat.stylegan_xl_convert.to_stylegan_xl`."""
+    if net.architecture != "stylegan_xl":
+        raise NotImplementedError(f"{what} is a {net.class_name} of {net.architecture} architecture, not a "
+                                  f"StyleGAN-XL generator (networks_stylegan3_resetting.py)")
+    from gigajax.compat.stylegan_xl_convert import to_stylegan_xl as convert
+
+    return convert(net, what)
+
+
 _LOADERS = {("stylegan2", "Generator"): to_stylegan2, ("stylegan2", "Discriminator"): to_stylegan2,
-            ("stylegan3", "Generator"): to_stylegan3}
+            ("stylegan3", "Generator"): to_stylegan3, ("stylegan_xl", "Generator"): to_stylegan_xl,
+            ("stylegan_xl", "SuperresGenerator"): to_stylegan_xl}
 
 
 def _pick(path, which):
@@ -711,7 +799,8 @@ def load_stylegan2(path, which: str = "G_ema"):
 
 def load_network(path, which: str = "G_ema"):
     """An official pickle's network `which` -> (gigajax module, variables), whatever its kind:
-    StyleGAN2 G/D (stylegan2-ada-pytorch, stylegan3's networks_stylegan2.py) or StyleGAN3 G."""
+    StyleGAN2 G/D (stylegan2-ada-pytorch, stylegan3's networks_stylegan2.py), StyleGAN3 G, or
+    StyleGAN-XL G (Generator or SuperresGenerator)."""
     net = _pick(path, which)
     loader = _LOADERS.get((net.architecture, net.class_name))
     if loader is None:
