@@ -123,3 +123,30 @@ def test_finish_program_compiles_once(monkeypatch):
     _run(jax.devices()[:1], steps=5)   # steps 0 and 4 run Dreg, 1-3 do not
     finish = made[len(toy_gan.ToyRecipe(DataSpec(8, 1, 3)).phases)]   # built right after the phase programs
     assert finish._cache_size() == 1
+
+
+def test_a_phase_can_veto_its_update():
+    """A loss that reports SKIP_UPDATE leaves params, optimizer state, colls and aux untouched and
+    is not counted as a non-finite skip (StyleGAN-XL's path length before 1 Mimg)."""
+    from gigajax.train.recipe import Phase
+    from gigajax.train.step import SKIP_UPDATE, _phase_update
+    recipe = toy_gan.ToyRecipe(DataSpec(8, 1, 3))
+    opts = recipe.optimizers()
+    batch = {k: jnp.asarray(v) for k, v in _batch(0).items()}
+    batch["image"] = batch["image"].astype(jnp.float32) / 127.5 - 1
+    state = create_state(recipe, jax.random.key(0), batch, opts)
+    carry = (state.params, state.colls, {**state.aux, "nimg_proxy": jnp.float32(0)}, state.opt)
+
+    def vetoed(veto):
+        def loss(params, colls, aux, batch, key):
+            value, (metrics, colls, aux) = recipe.d_loss(params, colls, aux, batch, key)
+            return value, ({**metrics, SKIP_UPDATE: jnp.bool_(veto)}, colls, aux)
+        return Phase("Dmain", "D", loss)
+
+    kept, metrics, finite = _phase_update(vetoed(True), opts["D"], carry, batch, jax.random.PRNGKey(0))
+    assert bool(finite) and SKIP_UPDATE not in metrics
+    for a, b in zip(jax.tree_util.tree_leaves(kept), jax.tree_util.tree_leaves(carry)):
+        np.testing.assert_array_equal(a, b)
+    moved, _, _ = _phase_update(vetoed(False), opts["D"], carry, batch, jax.random.PRNGKey(0))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(moved[0]["D"]),
+                                                        jax.tree_util.tree_leaves(carry[0]["D"])))

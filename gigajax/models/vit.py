@@ -88,6 +88,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gigajax import ops
+from gigajax.models.torch_init import torch_default_uniform
+
 __all__ = [
     "VisionTransformer", "ViTReadout", "DEIT_CONFIGS", "NORM_STATS", "READOUT_FEATURES", "TAP_HOOKS",
     "IMAGENET_MEAN", "IMAGENET_STD", "LN_EPS", "vit_from_name", "readout_from_name",
@@ -227,25 +230,6 @@ class _PatchEmbed(nn.Module):
         return y + bias.astype(y.dtype)
 
 
-def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """[n_out, n_in] weights of torch's 1-D bilinear resize, align_corners=False, no antialias.
-
-    As torch computes it for float32: scale = in / out in float32, source coordinate
-    scale * (i + 0.5) - 0.5 rounded to float32 once, clamped below at 0, the upper neighbour
-    clamped to the border."""
-    f32 = np.float32
-    scale = f32(n_in) / f32(n_out)
-    src = (np.float64(scale) * (np.arange(n_out) + 0.5) - 0.5).astype(f32)
-    src = np.maximum(src, f32(0))
-    lo = np.minimum(src.astype(np.int64), n_in - 1)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = (src - lo.astype(f32)).astype(f32)
-    m = np.zeros((n_out, n_in), f32)
-    np.add.at(m, (np.arange(n_out), lo), f32(1) - frac)
-    np.add.at(m, (np.arange(n_out), hi), frac)
-    return m
-
-
 def resize_pos_embed(pos_embed: jax.Array, num_prefix: int, grid: tuple[int, int]) -> jax.Array:
     """StyleGAN-XL's `_resize_pos_embed`: pos_embed [1, P + G*G, D] -> [1, P + gh*gw, D].
 
@@ -260,10 +244,7 @@ def resize_pos_embed(pos_embed: jax.Array, num_prefix: int, grid: tuple[int, int
     gh, gw = grid
     if (gh, gw) == (g0, g0):
         return pos_embed
-    g = g.reshape(g.shape[0], g0, g0, g.shape[-1])
-    hp = jax.lax.Precision.HIGHEST
-    g = jnp.einsum("oh,nhwd->nowd", jnp.asarray(_bilinear_matrix(g0, gh)), g, precision=hp)
-    g = jnp.einsum("pw,nowd->nopd", jnp.asarray(_bilinear_matrix(g0, gw)), g, precision=hp)
+    g = ops.resize_bilinear(g.reshape(g.shape[0], g0, g0, g.shape[-1]), (gh, gw))
     return jnp.concatenate([tok, g.reshape(g.shape[0], gh * gw, g.shape[-1])], axis=1)
 
 
@@ -429,19 +410,6 @@ def vit_from_name(name: str, **overrides) -> VisionTransformer:
 # --------------------------------------------------------------------------------------------
 # StyleGAN-XL's random readout heads
 # --------------------------------------------------------------------------------------------
-
-def torch_default_uniform(fan_in: int):
-    """PyTorch's default init of Conv/Linear weights and biases: kaiming_uniform_(a=sqrt(5)) on
-    the weight is U(-b, b) with b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + 5)), i.e.
-    b = 1 / sqrt(fan_in); the bias is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) too. `fan_in` must be
-    PyTorch's: weight.size(1) * kh * kw (in * k * k for Conv2d, but OUT * k * k for
-    ConvTranspose2d, whose weight is [in, out, k, k])."""
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-    return init
-
 
 class _Conv(nn.Module):
     """Conv with bias and symmetric zero padding: [N, H, W, I] -> [N, Ho, Wo, features],

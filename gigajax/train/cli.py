@@ -119,8 +119,13 @@ def initialize_distributed() -> None:
     jax.distributed.initialize(**kw)
 
 
-def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -> int:
-    """Parse the command line, build the config and train. Exits 143 after a SIGTERM snapshot."""
+def main(get_config, build, variants: dict, doc: str | None = None, argv=None, *, train_fn=None,
+         eval_workdir=None) -> int:
+    """Parse the command line, build the config and train. Exits 143 after a SIGTERM snapshot.
+
+    train_fn(config, build, workdir, progress=...) -> {'status', 'step', 'kimg', ...} replaces
+    `gigajax.train.loop.train` (an experiment that trains in stages drives them itself);
+    eval_workdir(workdir) -> the run directory whose checkpoint --eval scores (default: workdir)."""
     argv = sys.argv[1:] if argv is None else argv
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "experiment"
     module = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -164,12 +169,14 @@ def main(get_config, build, variants: dict, doc: str | None = None, argv=None) -
             parser.error(f"--eval: {e}")
         if not os.path.isdir(workdir):
             parser.error(f"--eval: workdir {workdir!r} does not exist (pass the --workdir of a trained run)")
-        results = evaluate(workdir, build, names, progress=not args.no_progress)
+        results = evaluate(eval_workdir(workdir) if eval_workdir else workdir, build, names,
+                           progress=not args.no_progress)
         for k, v in results.items():
             print(f"{k} {v:.6f}", flush=True)
         return 0
-    from gigajax.train.loop import train
-    result = train(config, build, workdir, progress=not args.no_progress)
+    if train_fn is None:
+        from gigajax.train.loop import train as train_fn
+    result = train_fn(config, build, workdir, progress=not args.no_progress)
     print(f"{result['status']}: step {result['step']}, kimg {result['kimg']:.2f}, workdir {os.path.abspath(workdir)}",
           flush=True)
     if result["status"] == "interrupted":

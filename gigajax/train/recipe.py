@@ -28,7 +28,9 @@ PyTree = Any
 # loss(params, colls, aux, batch, key) -> (scalar loss, (metrics, new_colls, new_aux))
 #   params: {'G': params, 'D': params}; the trainer differentiates only params[phase.module].
 #   colls:  {'G': {collection: ...}, 'D': {...}} non-param collections (batch_stats, w_avg, ...).
-#   metrics: flat dict name -> scalar, logged as '<phase.name>/<name>'.
+#   metrics: flat dict name -> scalar, logged as '<phase.name>/<name>'. The key 'skip_update'
+#            (gigajax.train.step.SKIP_UPDATE), if present, is a bool: true drops this phase's
+#            update (params, optimizer state, colls and aux stay as they were).
 LossFn = Callable[[PyTree, PyTree, PyTree, Mapping[str, jax.Array], jax.Array],
                   tuple[jax.Array, tuple[Mapping[str, jax.Array], PyTree, PyTree]]]
 

@@ -26,6 +26,10 @@ from gigajax.train.state import TrainState
 
 PyTree = Any
 
+# A phase loss may put this key in its metrics: a true value drops the phase's update (not
+# counted as a non-finite skip).
+SKIP_UPDATE = "skip_update"
+
 
 def to_model_batch(batch: dict) -> dict:
     """uint8 images [B, H, W, C] -> float32 in [-1, 1]; labels pass through as float32."""
@@ -67,16 +71,21 @@ def _phase_update(phase, optimizer, carry, batch, key):
         return phase.loss({**params, m: p}, colls, aux, batch, key)
 
     (loss, (metrics, new_colls, new_aux)), grads = jax.value_and_grad(objective, has_aux=True)(params[m])
+    metrics = dict(metrics)
+    # A phase can veto its own update (`SKIP_UPDATE` in its metrics), as the official loops skip a
+    # phase that produced no gradient (e.g. StyleGAN-XL's path length before 1 Mimg).
+    apply = jnp.logical_not(jnp.asarray(metrics.pop(SKIP_UPDATE, False), jnp.bool_))
     updates, new_opt_m = optimizer.update(grads, opt[m], params[m])
     new_p = optax.apply_updates(params[m], updates)
     if phase.post_update is not None:
         new_p = phase.post_update(new_p)
     finite = jnp.isfinite(loss) & all_finite(grads)
-    # A non-finite loss or gradient leaves every part of the state as it was.
-    new_carry = ({**params, m: _select(finite, new_p, params[m])},
-                 _select(finite, new_colls, colls),
-                 _select(finite, new_aux, aux),
-                 {**opt, m: _select(finite, new_opt_m, opt[m])})
+    keep = finite & apply
+    # A non-finite loss or gradient (or a veto) leaves every part of the state as it was.
+    new_carry = ({**params, m: _select(keep, new_p, params[m])},
+                 _select(keep, new_colls, colls),
+                 _select(keep, new_aux, aux),
+                 {**opt, m: _select(keep, new_opt_m, opt[m])})
     metrics = {"loss": loss, **metrics}
     metrics = {k: jnp.asarray(v, jnp.float32).reshape(()) for k, v in metrics.items()}
     return new_carry, metrics, finite

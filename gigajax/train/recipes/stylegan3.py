@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gigajax import ops
 from gigajax.losses import logistic_d, nonsaturating_g
 from gigajax.train.recipe import DataSpec
 from gigajax.train.recipes.stylegan2 import StyleGAN2Recipe
@@ -44,12 +45,9 @@ def blur_images(img, sigma, max_radius: int):
     def blur(x):
         f = blur_kernel(sigma, max_radius)
         c = x.shape[-1]
-        dn = ("NHWC", "HWIO", "NHWC")
-        pad = ((max_radius, max_radius),)
-        x = lax.conv_general_dilated(x, jnp.tile(f[:, None, None, None], (1, 1, 1, c)), (1, 1), pad + ((0, 0),),
-                                     dimension_numbers=dn, feature_group_count=c)
-        return lax.conv_general_dilated(x, jnp.tile(f[None, :, None, None], (1, 1, 1, c)), (1, 1), ((0, 0),) + pad,
-                                        dimension_numbers=dn, feature_group_count=c)
+        pad = (max_radius, max_radius)
+        x = ops.depthwise_conv2d(x, jnp.tile(f[:, None, None], (1, 1, c)), 1, (pad, (0, 0)))
+        return ops.depthwise_conv2d(x, jnp.tile(f[None, :, None], (1, 1, c)), 1, ((0, 0), pad))
     if max_radius == 0:
         return img
     return lax.cond(jnp.floor(sigma * 3) > 0, blur, lambda x: x, img)
