@@ -117,7 +117,15 @@ def _weight_fn(g, dtype):
     return lambda ks: float(g[ks])
 
 
-def execute(x, axes, plans, g, gain=1.0):
+def pad_input(x, axes, plans):
+    """x zero-padded as `execute` reads it (`plans[i].pad` along `axes[i]`)."""
+    pads = [(0, 0)] * x.ndim
+    for axis, p in zip(axes, plans):
+        pads[axis] = p.pad
+    return jnp.pad(x, pads) if any(p != (0, 0) for p in pads) else x
+
+
+def execute(x, axes, plans, g, gain=1.0, padded=False):
     """Run upfirdn over one or two axes at once.
 
     Args:
@@ -126,15 +134,13 @@ def execute(x, axes, plans, g, gain=1.0):
       plans: one AxisPlan per axis.
       g: correlation taps, shape [K_a0] or [K_a0, K_a1] to match `axes`; numpy or jax array.
       gain: scalar folded into the taps.
+      padded: x is already `pad_input(x, axes, plans)`.
 
     Returns:
       the resampled array, same dtype as x.
     """
     weight = _weight_fn(g, x.dtype)
-    pads = [(0, 0)] * x.ndim
-    for axis, p in zip(axes, plans):
-        pads[axis] = p.pad
-    xp = jnp.pad(x, pads) if any(p != (0, 0) for p in pads) else x
+    xp = x if padded else pad_input(x, axes, plans)
 
     phases = {}
     for combo in itertools.product(*[p.ops for p in plans]):
