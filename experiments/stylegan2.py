@@ -41,7 +41,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         conv_clamp=256.0, mbstd_group=4, mbstd_channels=1, use_noise=True, r1_gamma=0.05, r1_interval=16, pl_weight=2.0, pl_interval=4,
         pl_batch_shrink=2, pl_decay=0.01, style_mixing_prob=0.9, glr=0.0025, dlr=0.0025, map_lr_mult=0.01,
         conditional=False, augment="noaug", augpipe="bgc", aug_p=0.0, ada_target=0.6, ada_interval=4,
-        ada_kimg=500.0))
+        ada_kimg=500.0, betas=(0.0, 0.99)))
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
     if variant.endswith("-ada"):

@@ -121,3 +121,31 @@ def test_projected_discriminator_errors(small_d):
         ProjectedDiscriminator(backbones=("resnet50",), diffaug=False).init(jax.random.PRNGKey(0), x)
     with pytest.raises(ValueError, match="multiple of 32"):
         ProjectedDiscriminator(interp_size=None, diffaug=False, width_div=8, cout=8).init(jax.random.PRNGKey(0), x)
+
+
+def test_official_backbone_pair_with_a_user_supplied_deit(tmp_path):
+    """register_deit reads a timm state dict the user supplies; with EfficientNet it is the
+    official pair, both at 224 (the official resize below 224x224): 4 mini-discriminators with
+    4x4 logit maps each, per backbone. (deit_tiny stands in for deit_base: same code, 15x smaller.)"""
+    from gigajax.models.projected import BACKBONES, register_deit
+    from gigajax.models.vit import timm_state_dict, vit_from_name
+    name = "deit_tiny_distilled_patch16_224"
+    vit = vit_from_name(name, num_classes=0)
+    v = jax.jit(vit.init)(jax.random.key(0, impl="rbg"), jnp.zeros((1, 224, 224, 3)))
+    np.savez(tmp_path / "deit.npz", **timm_state_dict(v))
+    try:
+        bb = register_deit(str(tmp_path / "deit.npz"), name)
+        assert bb.channels == (24, 48, 96, 192) and bb.always_resize
+        D = ProjectedDiscriminator(c_dim=10, backbones=(name, "tf_efficientnet_lite0"), interp_size=224, width_div=16,
+                                   cout=8)
+        x = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3), minval=-1, maxval=1)
+        c = jax.nn.one_hot(jnp.array([1, 7]), 10)
+        dv = jax.jit(D.init)(jax.random.PRNGKey(1), x, c, jax.random.PRNGKey(2))
+        np.testing.assert_array_equal(
+            np.asarray(dv["frozen"][f"{name}_features"]["backbone"]["params"]["patch_embed"]["kernel"]),
+            np.asarray(v["params"]["patch_embed"]["kernel"]))
+        assert "extra" in dv["frozen"][f"{name}_features"]                      # the random readout heads
+        logits, _ = jax.jit(lambda v, x: D.apply(v, x, c, jax.random.PRNGKey(3), mutable=["spectral"]))(dv, x)
+        assert [l.shape for l in logits] == [(2, 64), (2, 64)]
+    finally:
+        BACKBONES.pop(name, None)

@@ -113,6 +113,19 @@ class GANRecipe:
         return z, c
 
 
+def batch_labels(batch: Mapping[str, jax.Array], c_dim: int, owner: str) -> jax.Array:
+    """The batch's one-hot labels as float32 [N, c_dim] ([N, 0] when c_dim is 0), or a ValueError
+    naming `owner` when they are missing or have the wrong shape."""
+    n = batch["image"].shape[0]
+    if not c_dim:
+        return jnp.zeros((n, 0), jnp.float32)
+    c = batch.get("label")
+    if c is None or tuple(c.shape) != (n, c_dim):
+        raise ValueError(f"{owner}: batch['label'] must be one-hot [{n}, {c_dim}], got "
+                         f"{None if c is None else tuple(c.shape)}")
+    return jnp.asarray(c, jnp.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     """What a recipe needs to know about the data to size its networks."""

@@ -38,7 +38,7 @@ import optax
 
 from gigajax.augment import PRESETS, adjust_p, augment as augment_images
 from gigajax.losses import logistic_d, nonsaturating_g
-from gigajax.train.recipe import DataSpec, GANRecipe, Phase
+from gigajax.train.recipe import DataSpec, GANRecipe, Phase, batch_labels
 
 
 class StyleGAN2Recipe(GANRecipe):
@@ -53,7 +53,8 @@ class StyleGAN2Recipe(GANRecipe):
     r1_gamma, r1_interval:     R1 weight and lazy interval (0 disables the phase).
     pl_weight, pl_interval, pl_batch_shrink, pl_decay: path-length regularisation.
     style_mixing_prob:         probability of mixing two latents per batch.
-    glr, dlr:                  Adam learning rates (betas 0, 0.99; eps 1e-8).
+    glr, dlr:                  Adam learning rates (eps 1e-8).
+    betas:                     Adam (beta1, beta2), official (0, 0.99).
     map_lr_mult:               mapping network lr multiplier (0.01).
     conditional:               use one-hot labels (G: embedded in the mapping; D: projection).
     augment:                   'noaug' | 'ada' (adaptive p) | 'fixed' (p = aug_p throughout), as train.py --aug.
@@ -69,7 +70,8 @@ class StyleGAN2Recipe(GANRecipe):
                  pl_weight: float = 2.0, pl_interval: int = 4, pl_batch_shrink: int = 2, pl_decay: float = 0.01,
                  style_mixing_prob: float = 0.9, glr: float = 0.0025, dlr: float = 0.0025, map_lr_mult: float = 0.01,
                  conditional: bool = False, augment: str = "noaug", augpipe: str = "bgc", aug_p: float = 0.0,
-                 ada_target: float = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0):
+                 ada_target: float = 0.6, ada_interval: int = 4, ada_kimg: float = 500.0,
+                 betas: tuple = (0.0, 0.99)):
         from gigajax.models.stylegan2 import Discriminator, Generator
         if conditional and not spec.c_dim:
             raise ValueError("StyleGAN2Recipe: conditional=True needs labelled data (config.use_labels=True); "
@@ -94,6 +96,7 @@ class StyleGAN2Recipe(GANRecipe):
         self.pl_batch_shrink, self.pl_decay = int(pl_batch_shrink), float(pl_decay)
         self.style_mixing_prob = float(style_mixing_prob)
         self.glr, self.dlr = float(glr), float(dlr)
+        self.betas = tuple(float(b) for b in betas)
         self.G = Generator.create(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=spec.resolution,
                                   img_channels=spec.channels,
                                   mapping_kwargs=dict(num_layers=int(map_layers), lr_multiplier=float(map_lr_mult)),
@@ -137,7 +140,7 @@ class StyleGAN2Recipe(GANRecipe):
     def optimizers(self) -> dict:
         def adam(lr, interval, lazy):
             r = interval / (interval + 1) if lazy else 1.0
-            return optax.adam(lr * r, b1=0.0 ** r, b2=0.99 ** r, eps=1e-8)
+            return optax.adam(lr * r, b1=self.betas[0] ** r, b2=self.betas[1] ** r, eps=1e-8)
         return {"G": adam(self.glr, self.pl_interval, self.pl_weight > 0),
                 "D": adam(self.dlr, self.r1_interval, self.r1_gamma > 0)}
 
@@ -162,14 +165,7 @@ class StyleGAN2Recipe(GANRecipe):
         return jnp.asarray(c, jnp.float32) if self.c_dim else jnp.zeros((n, 0), jnp.float32)
 
     def _labels(self, batch):
-        n = batch["image"].shape[0]
-        if not self.c_dim:
-            return jnp.zeros((n, 0), jnp.float32)
-        c = batch.get("label")
-        if c is None or tuple(c.shape) != (n, self.c_dim):
-            raise ValueError(f"StyleGAN2Recipe: batch['label'] must be one-hot [{n}, {self.c_dim}], got "
-                             f"{None if c is None else tuple(c.shape)}")
-        return jnp.asarray(c, jnp.float32)
+        return batch_labels(batch, self.c_dim, "StyleGAN2Recipe")
 
     def _map(self, params, colls, z, c, update_emas):
         variables = {"params": params["G"], **colls["G"]}

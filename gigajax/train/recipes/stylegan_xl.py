@@ -43,7 +43,7 @@ import optax
 from jax import lax
 
 from gigajax import ops
-from gigajax.train.recipe import DataSpec, GANRecipe, Phase
+from gigajax.train.recipe import DataSpec, GANRecipe, Phase, batch_labels
 from gigajax.train.recipes.stylegan3 import blur_images
 from gigajax.train.step import SKIP_UPDATE
 
@@ -215,14 +215,7 @@ class StyleGANXLRecipe(GANRecipe):
         return jnp.asarray(c, jnp.float32) if self.c_dim else None
 
     def _labels(self, batch):
-        n = batch["image"].shape[0]
-        if not self.c_dim:
-            return jnp.zeros((n, 0), jnp.float32)
-        c = batch.get("label")
-        if c is None or tuple(c.shape) != (n, self.c_dim):
-            raise ValueError(f"StyleGANXLRecipe: batch['label'] must be one-hot [{n}, {self.c_dim}], got "
-                             f"{None if c is None else tuple(c.shape)}")
-        return jnp.asarray(c, jnp.float32)
+        return batch_labels(batch, self.c_dim, "StyleGANXLRecipe")
 
     def _classifier_parts(self):
         """(apply(variables, images [N, R, R, C] in [-1, 1]) -> logits, variables)."""
