@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from pathlib import Path
 
 import ml_collections
@@ -151,48 +150,30 @@ def _check_stages(config):
         raise ValueError(f"config.stages: every stage needs kimg > 0, got {config.stages!r}")
 
 
+def stages(config, workdir) -> list:
+    """config.stages as `gigajax.train.stages.Stage`s: WORKDIR/stage<res>, each starting from the
+    previous stage's G_ema.npz."""
+    from gigajax.train.stages import Stage
+    _check_stages(config)
+    return [Stage(f"stage{int(res)}", f"{res}x{res}", stage_config(config, i, workdir),
+                  init_path=stage_config(config, i, workdir).model.stem_path, meta={"resolution": int(res)})
+            for i, (res, _) in enumerate(config.stages)]
+
+
 def run_stages(config, build_fn, workdir, *, progress: bool = True) -> dict:
     """Train every stage in order (module doc), then print config.final_metric of the last stage's G_ema."""
-    import jax
-    from gigajax.train.export import load_variables, save_variables
-    from gigajax.train.loop import evaluate, train
-    _check_stages(config)
-    workdir = Path(workdir).absolute()
-    t0 = time.time()
-    result = None
-    for i, (res, kimg) in enumerate(config.stages):
-        sdir = stage_dir(workdir, res)
-        export = sdir / "G_ema.npz"
-        if export.exists() and load_variables(export)[1].get("kimg", 0) >= float(kimg):
-            print(f"stage {i + 1}/{len(config.stages)} ({res}x{res}): done earlier, {export}", flush=True)
-            continue
-        if i and not Path(stage_config(config, i, workdir).model.stem_path).exists():
-            raise FileNotFoundError(f"stage {res}x{res} grows the previous stage's G_ema, "
-                                    f"{stage_config(config, i, workdir).model.stem_path}, which is missing")
-        print(f"stage {i + 1}/{len(config.stages)}: {res}x{res} for {kimg} kimg in {sdir}", flush=True)
-        result = train(stage_config(config, i, workdir), build_fn, sdir, progress=progress)
-        if result["status"] != "done":
-            return result
-        if jax.process_index() == 0:
-            save_variables(export, result["state"].ema, {"resolution": int(res), "kimg": result["kimg"], "stage": i})
-    last = stage_dir(workdir, config.stages[-1][0])
-    out = {"status": "done", "step": result["step"] if result else -1,
-           "kimg": float(sum(k for _, k in config.stages)), "workdir": str(last)}
-    if config.final_metric:
-        value = evaluate(last, build_fn, [config.final_metric], progress=progress)[config.final_metric]
-        print(f"{config.final_metric} {value:.4f} (G_ema of the {config.stages[-1][0]}x{config.stages[-1][0]} "
-              f"stage vs {config.dataset}; {time.time() - t0:.0f} s in all)", flush=True)
-        out[config.final_metric] = value
-    return out
+    from gigajax.train import stages as S
+    return S.run_stages(stages(config, workdir), build_fn, workdir, export=lambda state: state.ema,
+                        export_name="G_ema.npz", final_metric=config.final_metric, dataset=config.dataset,
+                        progress=progress)
 
 
 def last_stage_dir(workdir) -> str:
     """--eval scores the newest stage that has checkpoints."""
-    stages = sorted(Path(workdir).glob("stage*"), key=lambda p: int(p.name[len("stage"):]) if p.name[5:].isdigit() else -1)
-    done = [p for p in stages if (p / "checkpoints").is_dir()]
-    if not done:
-        raise FileNotFoundError(f"{workdir}: no stage<res>/checkpoints to evaluate; train first")
-    return str(done[-1])
+    from gigajax.train.stages import last_stage_dir as last
+    names = sorted((p.name for p in Path(workdir).glob("stage*") if p.name[len("stage"):].isdigit()),
+                   key=lambda n: int(n[len("stage"):]))
+    return last(workdir, names)
 
 
 if __name__ == "__main__":

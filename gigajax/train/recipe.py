@@ -71,7 +71,8 @@ class GANRecipe:
     phases: tuple[Phase, ...] = ()
 
     def init(self, key: jax.Array, batch: Mapping[str, jax.Array]) -> dict:
-        """Return {'G': variables, 'D': variables} for a batch shaped like the real ones."""
+        """Return {'G': variables, 'D': variables} for a batch shaped like the real ones, and
+        optionally 'G_ema' (variables with G's tree) when continuing an earlier stage."""
         raise NotImplementedError
 
     def optimizers(self) -> dict:

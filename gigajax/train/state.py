@@ -44,7 +44,9 @@ def split_variables(variables: dict) -> tuple[PyTree, PyTree]:
 
 def create_state(recipe, key: jax.Array, sample_batch, optimizers: dict) -> TrainState:
     """Initialise networks, optimizers and counters. `key` is a typed PRNG key; it is split into
-    the init key and the state's running key, so init and training noise never share a stream."""
+    the init key and the state's running key, so init and training noise never share a stream.
+    recipe.init returns {'G': variables, 'D': variables} and optionally 'G_ema' (G_ema's
+    variables, same tree as G's; default: a copy of G's)."""
     init_key, run_key = jax.random.split(key)
     variables = recipe.init(init_key, sample_batch)
     missing = {"G", "D"} - set(variables)
@@ -54,7 +56,9 @@ def create_state(recipe, key: jax.Array, sample_batch, optimizers: dict) -> Trai
     for name in ("G", "D"):
         params[name], colls[name] = split_variables(variables[name])
     # A copy, not an alias: the train step donates the state, and one buffer cannot be donated twice.
-    ema = jax.tree_util.tree_map(jnp.copy, {"params": params["G"], **colls["G"]})
+    # A recipe that continues an earlier run (a progressive stage) may hand over its G_ema too.
+    ema = variables.get("G_ema", {"params": params["G"], **colls["G"]})
+    ema = jax.tree_util.tree_map(jnp.copy, ema)
     opt = {name: optimizers[name].init(params[name]) for name in ("G", "D")}
     aux = jax.tree_util.tree_map(jnp.asarray, recipe.init_aux())
     zero = jnp.zeros((), jnp.int32)
