@@ -6,8 +6,10 @@
   lpips, ppl      LPIPS (VGG16 / AlexNet) and StyleGAN's perceptual path length
   equivariance    StyleGAN3's EQ-T / EQ-T_frac / EQ-R PSNRs and their image operators
   spectrum        average power spectra of image sets (StyleGAN3's avg_spectra), heatmaps, profiles
+  swd, ms_ssim    ProGAN's sliced Wasserstein distance on Laplacian-pyramid patches and MS-SSIM diversity
   bits_per_dim    the likelihood unit of the VAEs
-  compute         NVlabs-style names ('fid50k_full', 'kid10k', 'ppl2_wend', 'eqt50k_int') for a generator
+  compute         NVlabs-style names ('fid50k_full', 'kid10k', 'ppl2_wend', 'eqt50k_int', 'swd16k',
+                  'msssim20k') for a generator
 CLI: `python -m gigajax.metrics fid|kid|pr PATH_A PATH_B`, `python -m gigajax.metrics is PATH`.
 """
 
@@ -18,9 +20,12 @@ from gigajax.metrics.features import FeatureExtractor, dataset_features, to_uint
 from gigajax.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from gigajax.metrics.inception_score import inception_score
 from gigajax.metrics.kid import kernel_inception_distance
+from gigajax.metrics.ms_ssim import ms_ssim, msssim_diversity
 from gigajax.metrics.precision_recall import precision_recall
 from gigajax.metrics.spectrum import mean_power_spectrum
+from gigajax.metrics.swd import sliced_wasserstein_distance
 
 __all__ = ["FeatureExtractor", "GeneratorSpec", "bits_per_dim", "compute_metrics", "dataset_features",
            "equivariance_psnr", "feature_stats", "fid_from_features", "frechet_distance", "inception_score",
-           "kernel_inception_distance", "mean_power_spectrum", "parse_metric", "precision_recall", "to_uint8"]
+           "kernel_inception_distance", "mean_power_spectrum", "ms_ssim", "msssim_diversity", "parse_metric",
+           "precision_recall", "sliced_wasserstein_distance", "to_uint8"]

@@ -18,24 +18,39 @@ Names (N in thousands; NVlabs' names are all valid):
                 EQ-R; NVlabs': eqt50k_int, eqt50k_frac, eqr50k), batches of 4 as NVlabs; need
                 `GeneratorSpec.mapping` and `.synthesis_t` (see `gigajax.metrics.equivariance`) and
                 no dataset. Those with the same N share one sampling loop (one reference image per
-                latent for all of them).
+                latent for all of them);
+  swd{N}k       ProGAN's sliced Wasserstein distance x 1e3 on Laplacian-pyramid patches, N generated
+                vs N real images drawn at random without replacement (seeded; whole passes over
+                the dataset in fresh orders if it has fewer, since SWD compares equally many
+                descriptors) -- random as ProGAN's shuffled reals, not the first N as for fid: a
+                class-sorted dataset (mnist5k is) would bias a prefix -> '<name>' = the mean over
+                levels, '<name>_<res>' per level
+                (the image size down to 16; official 'SWDx1e3_<res>', 'SWDx1e3_avg'). The official
+                `metric-swd-16k` uses 16384 images: swd16.384k (see `gigajax.metrics.swd`);
+  msssim{N}k    ProGAN's diversity score: mean MS-SSIM over the N/2 pairs (0, 1), (2, 3), ... of N
+                generated images (N even; official `metric-msssim-20k` = 10,000 pairs); no dataset
+                (see `gigajax.metrics.ms_ssim`).
 Generated features are computed once per count and shared by the metrics that need them; real
-features come from the on-disk cache (`dataset_features`).
+features come from the on-disk cache (`dataset_features`). swd and msssim work on the uint8 images
+themselves (generated from the same per-index seeds as the features), on one device per process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 _FEATURE_METRIC = re.compile(r"^(fid|kid|is|pr)(\d+(?:\.\d+)?)k(\d*)(_full)?$")
 _PPL_METRIC = re.compile(r"^ppl(2?)_([zw])(full|end)$")
 _EQ_METRIC = re.compile(r"^eq(?:t(\d+(?:\.\d+)?)k_(int|frac)|r(\d+(?:\.\d+)?)k)$")
 _EQ_BATCH = 4          # NVlabs' batch size: one random transform per batch
+_PROGAN_METRIC = re.compile(r"^(swd|msssim)(\d+(?:\.\d+)?)k$")
 
 
 @dataclasses.dataclass
@@ -81,7 +96,7 @@ def _extractor(outputs, batch_per_device):
 @dataclasses.dataclass(frozen=True)
 class MetricName:
     name: str
-    kind: str          # fid | kid | is | pr | ppl | eqt_int | eqt_frac | eqr
+    kind: str          # fid | kid | is | pr | ppl | eqt_int | eqt_frac | eqr | swd | msssim
     num_gen: int = 0
     full: bool = False
     k: int = 3
@@ -110,9 +125,76 @@ def parse_metric(name: str) -> MetricName:
         num = int(round(float(t_count or r_count) * 1000))
         if num >= 1:
             return MetricName(name, f"eqt_{t_kind}" if t_count else "eqr", num)
+    g = _PROGAN_METRIC.match(name)
+    if g:
+        kind, count = g.groups()
+        num = int(round(float(count) * 1000))
+        if num >= 2 and (kind == "swd" or num % 2 == 0):     # msssim pairs its images
+            return MetricName(name, kind, num)
     raise ValueError(f"unknown metric {name!r}: expected fid<N>k[_full], kid<N>k[_full], pr<N>k<K>[_full], "
-                     f"is<N>k, ppl[2]_<z|w><full|end>, eqt<N>k_<int|frac> or eqr<N>k (e.g. fid10k, "
-                     f"fid50k_full, kid50k, pr50k3, is50k, ppl2_wend, eqt50k_int, eqr50k)")
+                     f"is<N>k, ppl[2]_<z|w><full|end>, eqt<N>k_<int|frac>, eqr<N>k, swd<N>k or msssim<N>k "
+                     f"(N images, even) (e.g. fid10k, fid50k_full, kid50k, pr50k3, is50k, ppl2_wend, eqt50k_int, "
+                     f"eqr50k, swd16k, msssim20k)")
+
+
+_IMAGE_FNS: dict = {}
+
+
+def _image_fn(gen: GeneratorSpec):
+    """jit(params, idx [B], seed, class logits, noise key) -> uint8 [B, H, W, C]: image i from the
+    per-index seeds of `FeatureExtractor.from_generator` (module doc of `features`), so swd/msssim
+    see the images fid scores. One program per generator per process, kept across snapshots."""
+    from gigajax.metrics.features import _normal_z, to_uint8
+    key = (gen.generate, gen.sample_z, gen.z_dim, gen.c_dim)
+    if key not in _IMAGE_FNS:
+        sample_z = gen.sample_z or functools.partial(_normal_z, z_dim=gen.z_dim)
+        c_dim, generate = gen.c_dim, gen.generate
+
+        def run(params, idx, seed, logits, noise_key):
+            base_z, base_c = jax.random.key(seed), jax.random.key(seed + 1)
+            z = jax.vmap(lambda i: sample_z(jax.random.fold_in(base_z, i), 1)[0])(idx)
+            if c_dim:
+                cls = jax.vmap(lambda i: jax.random.categorical(jax.random.fold_in(base_c, i), logits))(idx)
+                c = jax.nn.one_hot(cls, c_dim, dtype=jnp.float32)
+            else:
+                c = jnp.zeros((idx.shape[0], 0), jnp.float32)
+            return to_uint8(generate(params, z, c, noise_key))
+        _IMAGE_FNS[key] = jax.jit(run)
+    return _IMAGE_FNS[key]
+
+
+def generated_images(gen: GeneratorSpec, num: int, *, seed: int = 0, batch: int = 16, progress: bool = False):
+    """Yield `num` generated images as host uint8 [b, H, W, C] batches of `batch` (the last one
+    shorter), in index order; the next batch computes while the caller works on this one. Per-pixel
+    noise comes from fold_in(key(seed + 2), batch number)."""
+    from gigajax.metrics.features import _tqdm, class_logits
+    fn, logits = _image_fn(gen), class_logits(gen.class_probs, gen.c_dim)
+    noise = jax.random.key(seed + 2)
+    launch = lambda s: fn(gen.params, np.arange(s * batch, (s + 1) * batch, dtype=np.int32),  # noqa: E731
+                          np.int32(seed), logits, jax.random.fold_in(noise, s))
+    steps, bar = -(-num // batch), _tqdm(progress, num, "generated images")
+    pending = launch(0)
+    for s in range(steps):
+        current, pending = pending, (launch(s + 1) if s + 1 < steps else None)
+        out = np.asarray(current)[:min(batch, num - s * batch)]     # the padded tail is dropped
+        bar.update(len(out))
+        yield out
+    bar.close()
+
+
+def _random_dataset_images(source, num: int, batch: int, seed: int):
+    """Yield `num` images of `source` in batches: a random permutation from RandomState([seed, 2]),
+    followed by further permutations while more are needed."""
+    rng = np.random.RandomState([seed, 2])
+    order = np.concatenate([rng.permutation(len(source)) for _ in range(-(-num // len(source)))])[:num]
+    for a in range(0, num, batch):
+        yield source.images(order[a:a + batch])
+
+
+def _image_batch(batch_per_device: int | None) -> int:
+    """Images per generator call for swd/msssim (one device): even, so msssim pairs never straddle."""
+    b = batch_per_device or (16 if jax.default_backend() == "cpu" else 64)
+    return b + b % 2
 
 
 def compute_metrics(names: Sequence[str], gen: GeneratorSpec, dataset: str | None = None, *,
@@ -127,7 +209,7 @@ def compute_metrics(names: Sequence[str], gen: GeneratorSpec, dataset: str | Non
     from gigajax.metrics.precision_recall import precision_recall
 
     parsed = [parse_metric(n) for n in names]
-    if dataset is None and any(p.kind in ("fid", "kid", "pr") for p in parsed):
+    if dataset is None and any(p.kind in ("fid", "kid", "pr", "swd") for p in parsed):
         raise ValueError(f"metrics {list(names)} compare with real images: pass dataset=")
     eq_names = [p.name for p in parsed if p.kind in EQ_KINDS]
     if eq_names and (gen.synthesis_t is None or gen.mapping is None):
@@ -171,6 +253,22 @@ def compute_metrics(names: Sequence[str], gen: GeneratorSpec, dataset: str | Non
                 sample_z=gen.sample_z, progress=progress)
         return eq_cache[n]
 
+    batch = _image_batch(batch_per_device)
+
+    def sliced_wasserstein(n):
+        """{resolution: SWD x 1e3} of n generated vs n real images; patch centres and directions
+        from `seed` (the same centres for both sets)."""
+        from gigajax.data import open_source
+        from gigajax.metrics.swd import swd_descriptors, swd_from_descriptors
+        with open_source(dataset, resolution=resolution, use_labels=False) as source:
+            res_real, real_desc = swd_descriptors(_random_dataset_images(source, n, batch, seed), n, seed=seed)
+        res_fake, fake_desc = swd_descriptors(generated_images(gen, n, seed=seed, batch=batch, progress=progress), n,
+                                              seed=seed)
+        if res_fake != res_real:
+            raise ValueError(f"swd: the generator makes {res_fake[0]}x{res_fake[0]} images but dataset {dataset!r} "
+                             f"holds {res_real[0]}x{res_real[0]} ones (pass resolution=)")
+        return swd_from_descriptors(real_desc, fake_desc, res_real, seed=seed)
+
     gen_counts = [p.num_gen for p in parsed if p.kind in ("fid", "kid", "pr", "is")]
     if gen_counts:
         fake(max(gen_counts))     # generate the largest set first: the smaller ones are its prefix
@@ -188,6 +286,15 @@ def compute_metrics(names: Sequence[str], gen: GeneratorSpec, dataset: str | Non
             results[p.name + "_mean"], results[p.name + "_std"] = mean, std
         elif p.kind in EQ_KINDS:
             results[p.name] = equivariance(p.num_gen)[p.kind]
+        elif p.kind == "swd":
+            per_level = sliced_wasserstein(p.num_gen)
+            results[p.name] = float(np.mean(list(per_level.values())))
+            results.update({f"{p.name}_{res}": v for res, v in per_level.items()})
+        elif p.kind == "msssim":
+            from gigajax.metrics.ms_ssim import ms_ssim_pairs
+            scores = [np.asarray(ms_ssim_pairs(b)) for b in generated_images(gen, p.num_gen, seed=seed, batch=batch,
+                                                                             progress=progress)]
+            results[p.name] = float(np.concatenate(scores).astype(np.float64).mean())
         else:
             from gigajax.metrics.ppl import perceptual_path_length
             synthesis = gen.synthesis or gen.generate
