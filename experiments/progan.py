@@ -88,9 +88,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
 def build(config, spec):
     from gigajax.train.recipes.progan import ProGANRecipe
-    m = dict(config.model)
-    m["init_path"] = m.get("init_path") or None
-    return ProGANRecipe(spec, **m)
+    return ProGANRecipe(spec, **config.model)
 
 
 def run(config, build_fn, workdir, *, progress: bool = True) -> dict:
@@ -99,11 +97,7 @@ def run(config, build_fn, workdir, *, progress: bool = True) -> dict:
                            progress=progress)
 
 
-def last_stage_dir(workdir) -> str:
-    from gigajax.train import progressive
-    return progressive.last_phase_dir(workdir)
-
-
 if __name__ == "__main__":
     from gigajax.train.cli import main
-    main(get_config, build, VARIANTS, doc=__doc__, train_fn=run, eval_workdir=last_stage_dir)
+    from gigajax.train.progressive import last_phase_dir
+    main(get_config, build, VARIANTS, doc=__doc__, train_fn=run, eval_workdir=last_phase_dir)

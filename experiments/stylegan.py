@@ -71,9 +71,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
 def build(config, spec):
     from gigajax.train.recipes.stylegan1 import StyleGAN1Recipe
-    m = dict(config.model)
-    m["init_path"] = m.get("init_path") or None
-    return StyleGAN1Recipe(spec, **m)
+    return StyleGAN1Recipe(spec, **config.model)
 
 
 def run(config, build_fn, workdir, *, progress: bool = True) -> dict:
@@ -82,11 +80,7 @@ def run(config, build_fn, workdir, *, progress: bool = True) -> dict:
                            progress=progress)
 
 
-def last_stage_dir(workdir) -> str:
-    from gigajax.train import progressive
-    return progressive.last_phase_dir(workdir)
-
-
 if __name__ == "__main__":
     from gigajax.train.cli import main
-    main(get_config, build, VARIANTS, doc=__doc__, train_fn=run, eval_workdir=last_stage_dir)
+    from gigajax.train.progressive import last_phase_dir
+    main(get_config, build, VARIANTS, doc=__doc__, train_fn=run, eval_workdir=last_phase_dir)

@@ -203,4 +203,4 @@ def test_phase_driver_hands_over_and_resumes(tmp_path):
     c.total_kimg = 0.056
     E.run(c, E.build, tmp_path, progress=False)
     assert Checkpoints(tmp_path / "8_stable", keep=99).latest_step() == step + 1
-    assert E.last_stage_dir(tmp_path).endswith("8_stable")
+    assert progressive.last_phase_dir(tmp_path).endswith("8_stable")

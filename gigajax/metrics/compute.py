@@ -43,7 +43,6 @@ import re
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 _FEATURE_METRIC = re.compile(r"^(fid|kid|is|pr)(\d+(?:\.\d+)?)k(\d*)(_full)?$")
@@ -144,20 +143,14 @@ def _image_fn(gen: GeneratorSpec):
     """jit(params, idx [B], seed, class logits, noise key) -> uint8 [B, H, W, C]: image i from the
     per-index seeds of `FeatureExtractor.from_generator` (module doc of `features`), so swd/msssim
     see the images fid scores. One program per generator per process, kept across snapshots."""
-    from gigajax.metrics.features import _normal_z, to_uint8
+    from gigajax.metrics.features import _normal_z, per_index_inputs, to_uint8
     key = (gen.generate, gen.sample_z, gen.z_dim, gen.c_dim)
     if key not in _IMAGE_FNS:
         sample_z = gen.sample_z or functools.partial(_normal_z, z_dim=gen.z_dim)
         c_dim, generate = gen.c_dim, gen.generate
 
         def run(params, idx, seed, logits, noise_key):
-            base_z, base_c = jax.random.key(seed), jax.random.key(seed + 1)
-            z = jax.vmap(lambda i: sample_z(jax.random.fold_in(base_z, i), 1)[0])(idx)
-            if c_dim:
-                cls = jax.vmap(lambda i: jax.random.categorical(jax.random.fold_in(base_c, i), logits))(idx)
-                c = jax.nn.one_hot(cls, c_dim, dtype=jnp.float32)
-            else:
-                c = jnp.zeros((idx.shape[0], 0), jnp.float32)
+            z, c = per_index_inputs(sample_z, c_dim, idx, seed, logits)
             return to_uint8(generate(params, z, c, noise_key))
         _IMAGE_FNS[key] = jax.jit(run)
     return _IMAGE_FNS[key]

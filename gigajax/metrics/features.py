@@ -39,6 +39,19 @@ from gigajax.metrics.inception import load_inception
 EXTRACTOR_VERSION = "fid-inception-2015-12-05/tf1-bilinear/v1"
 
 
+def per_index_inputs(sample_z, c_dim: int, idx, seed, logits):
+    """Generated sample i's latent and one-hot label from keys folded with i (z from key(seed),
+    the class from key(seed + 1) drawn by `logits`): every metric that generates sees the same
+    images for the same indices, whatever the batch size or device count. -> (z [B, z_dim],
+    c [B, c_dim])."""
+    base_z, base_c = jax.random.key(seed), jax.random.key(seed + 1)
+    z = jax.vmap(lambda i: sample_z(jax.random.fold_in(base_z, i), 1)[0])(idx)
+    if not c_dim:
+        return z, jnp.zeros((idx.shape[0], 0), jnp.float32)
+    cls = jax.vmap(lambda i: jax.random.categorical(jax.random.fold_in(base_c, i), logits))(idx)
+    return z, jax.nn.one_hot(cls, c_dim, dtype=jnp.float32)
+
+
 def class_logits(class_probs, c_dim: int) -> jax.Array | None:
     """[c_dim] label weights (None: uniform) -> log-probabilities for jax.random.categorical;
     None when unconditional. ValueError names a wrong length or a negative weight."""
@@ -178,13 +191,7 @@ class FeatureExtractor:
         fn_key = (generate, sample_z, z_dim, c_dim)
         if fn_key not in self._gen_fns:
             def run(variables, params, idx, seed, logits, noise_key):
-                base_z, base_c = jax.random.key(seed), jax.random.key(seed + 1)
-                z = jax.vmap(lambda i: sample_z(jax.random.fold_in(base_z, i), 1)[0])(idx)
-                if c_dim:
-                    cls = jax.vmap(lambda i: jax.random.categorical(jax.random.fold_in(base_c, i), logits))(idx)
-                    c = jax.nn.one_hot(cls, c_dim, dtype=jnp.float32)
-                else:
-                    c = jnp.zeros((idx.shape[0], 0), jnp.float32)
+                z, c = per_index_inputs(sample_z, c_dim, idx, seed, logits)
                 images = generate(params, z, c, noise_key)
                 return self._features(variables, to_uint8(images))
             self._gen_fns[fn_key] = jax.jit(run, in_shardings=(self.repl, self.repl, self.data, None, None, None),

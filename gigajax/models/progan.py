@@ -44,6 +44,16 @@ def num_features(stage: int, fmap_base: int = 8192, fmap_decay: float = 1.0, fma
     return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
 
 
+def max_level(resolution: int) -> int:
+    """The level of `resolution`: log2(resolution) - 2 (4x4 is level 0)."""
+    return int(round(math.log2(resolution))) - 2
+
+
+def check_resolution(owner: str, resolution: int) -> None:
+    if resolution < 4 or 2 ** (max_level(resolution) + 2) != resolution:
+        raise ValueError(f"{owner}: resolution must be a power of 2 >= 4, got {resolution}")
+
+
 def pixel_norm(x, eps: float = 1e-8):
     """x / sqrt(mean over channels of x**2 + eps), per pixel: x `[..., C]`."""
     return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
@@ -158,16 +168,13 @@ class Generator(nn.Module):
     use_pixelnorm: bool = True
     pixelnorm_epsilon: float = 1e-8
 
-    @property
-    def max_level(self) -> int:
-        return int(round(math.log2(self.resolution))) - 2
+    max_level = property(lambda self: max_level(self.resolution))
 
     def nf(self, stage):
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
     def setup(self):
-        if self.resolution < 4 or 2 ** (self.max_level + 2) != self.resolution:
-            raise ValueError(f"ProGAN Generator: resolution must be a power of 2 >= 4, got {self.resolution}")
+        check_resolution("ProGAN Generator", self.resolution)
         # The official 4x4 dense layer adds its bias per channel, after the reshape to [nf, 4, 4].
         self.dense = EqualizedDense(self.nf(1) * 16, gain=SQRT2 / 4, use_bias=False, name="b4_dense")
         self.dense_bias = self.param("b4_dense_bias", nn.initializers.zeros, (self.nf(1),))
@@ -237,16 +244,13 @@ class Discriminator(nn.Module):
     blur: bool = False         # StyleGAN v1's D_basic: a [1, 2, 1] blur before each down conv
     label_size: int = 0        # StyleGAN v1's label switch: the score is the output of the given class
 
-    @property
-    def max_level(self) -> int:
-        return int(round(math.log2(self.resolution))) - 2
+    max_level = property(lambda self: max_level(self.resolution))
 
     def nf(self, stage):
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
 
     def setup(self):
-        if self.resolution < 4 or 2 ** (self.max_level + 2) != self.resolution:
-            raise ValueError(f"ProGAN Discriminator: resolution must be a power of 2 >= 4, got {self.resolution}")
+        check_resolution("ProGAN Discriminator", self.resolution)
         self.fromrgb = [EqualizedConv(self.nf(l + 1), 1, name=f"fromrgb{4 * 2 ** l}")
                         for l in range(self.max_level + 1)]
         convs = {}

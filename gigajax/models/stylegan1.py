@@ -26,9 +26,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gigajax.models.stylegan2.layers import torch_lerp
 from gigajax.models.progan import (SQRT2, EqualizedConv, EqualizedDense, _check_level, _lrelu, blur121,
-                                   lerp, num_features, pixel_norm, upscale2d)
+                                   check_resolution, lerp, max_level, num_features, pixel_norm, upscale2d)
+from gigajax.models.stylegan2.layers import torch_lerp
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -94,9 +94,7 @@ class SynthesisNetwork(nn.Module):
     fmap_decay: float = 1.0
     fmap_max: int = 512
 
-    @property
-    def max_level(self) -> int:
-        return int(round(math.log2(self.resolution))) - 2
+    max_level = property(lambda self: max_level(self.resolution))
 
     @property
     def num_layers(self) -> int:
@@ -109,8 +107,7 @@ class SynthesisNetwork(nn.Module):
         return self.nf(int(math.log2(layer_resolution(i))) - 1)
 
     def setup(self):
-        if self.resolution < 4 or 2 ** (self.max_level + 2) != self.resolution:
-            raise ValueError(f"StyleGAN synthesis: resolution must be a power of 2 >= 4, got {self.resolution}")
+        check_resolution("StyleGAN synthesis", self.resolution)
         self.const = self.param("const", nn.initializers.ones, (4, 4, self.nf(1)))
         convs = {1: EqualizedConv(self.nf(1), 3, name="b4_conv")}
         for i in range(2, self.num_layers):
@@ -203,13 +200,11 @@ class Generator(nn.Module):
                                               self.fmap_decay, self.fmap_max)
         self.w_avg = self.variable("buffers", "w_avg", lambda: jnp.zeros((self.dlatent_size,), jnp.float32))
 
-    @property
-    def num_layers(self) -> int:
-        return 2 * int(round(math.log2(self.resolution))) - 2
+    max_level = property(lambda self: max_level(self.resolution))
 
     @property
-    def max_level(self) -> int:
-        return int(round(math.log2(self.resolution))) - 2
+    def num_layers(self) -> int:
+        return 2 * (self.max_level + 2) - 2
 
     # The names gigajax.tools.Sampler reads (StyleGAN2's), so its grids, GIFs and projector work.
     z_dim = property(lambda self: self.latent_size)
