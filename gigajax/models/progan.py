@@ -33,9 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gigajax import ops
+from gigajax.ops.conv2d import conv2d
 from gigajax.models.stylegan2.discriminator import MinibatchStdLayer
+from gigajax.models.stylegan2.layers import normalize_2nd_moment
 
 SQRT2 = math.sqrt(2.0)
+_BLUR121 = ops.setup_filter([1, 2, 1])
 
 
 def num_features(stage: int, fmap_base: int = 8192, fmap_decay: float = 1.0, fmap_max: int = 512) -> int:
@@ -56,7 +60,7 @@ def check_resolution(owner: str, resolution: int) -> None:
 
 def pixel_norm(x, eps: float = 1e-8):
     """x / sqrt(mean over channels of x**2 + eps), per pixel: x `[..., C]`."""
-    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+    return normalize_2nd_moment(x, axis=-1, eps=eps)
 
 
 def upscale2d(x, factor: int = 2):
@@ -75,9 +79,7 @@ def downscale2d(x, factor: int = 2):
 def blur121(x):
     """StyleGAN v1's blur: the [1, 2, 1] x [1, 2, 1] / 16 filter per channel, zero-padded to the
     same size: `[N, H, W, C]` -> `[N, H, W, C]`."""
-    p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    p = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) * 0.25
-    return (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) * 0.25
+    return ops.filter2d(x, _BLUR121)
 
 
 def lerp(a, b, t):
@@ -110,12 +112,8 @@ class EqualizedDense(nn.Module):
 
 def _equalized_conv(x, w, gain):
     """Same-padded correlation of x `[N, H, W, I]` with w `[k, k, I, O]` * gain / sqrt(k*k*I)."""
-    k = w.shape[0]
-    w = w * (gain / math.sqrt(k * k * w.shape[2]))
-    if k == 1:
-        return jnp.einsum("nhwi,io->nhwo", x, w[0, 0])
-    p = k // 2
-    return jax.lax.conv_general_dilated(x, w, (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    k, p = w.shape[0], w.shape[0] // 2
+    return conv2d(x, w * (gain / math.sqrt(k * k * w.shape[2])), padding=((p, p), (p, p)))
 
 
 class EqualizedConv(nn.Module):

@@ -87,7 +87,7 @@ def stages(config, workdir, resolution: int, ema) -> list:
         res = 4 * 2 ** level
         c = copy.deepcopy(config)
         with c.unlocked():
-            for k in SCHEDULE_KEYS + tuple(k for k in ("g_smoothing", "g_smoothing_kimg") if k in c):
+            for k in SCHEDULE_KEYS:
                 del c[k]
         c.total_kimg = float(kimg)
         c.batch_size = int(per_resolution(config.minibatch, res, config.batch_size, "minibatch"))

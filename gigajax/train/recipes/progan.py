@@ -57,14 +57,12 @@ class ProGANRecipe(GANRecipe):
                            fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max)
         self.D = Discriminator(resolution=spec.resolution, num_channels=spec.channels, fmap_base=fmap_base,
                                fmap_decay=fmap_decay, fmap_max=fmap_max, mbstd_group_size=mbstd_group_size)
-        self._setup_phase(spec, level, fading, fade_kimg)
-        self.z_dim, self.c_dim = int(latent_size), 0
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
+        self._setup(spec, level, fading, fade_kimg, latent_size, 0, lr, beta1, beta2, eps, init_path)
         self.gp_lambda, self.wgan_target, self.drift_epsilon = float(gp_lambda), float(wgan_target), float(drift_epsilon)
-        self.init_path = init_path or None
-        self.phases = (Phase("Dmain", "D", self.d_loss), Phase("Gmain", "G", self.g_loss))
 
-    def _setup_phase(self, spec, level, fading, fade_kimg):
+    def _setup(self, spec, level, fading, fade_kimg, z_dim, c_dim, lr, beta1, beta2, eps, init_path):
+        """What every progressive recipe shares, once self.G and self.D exist: the phase, Adam,
+        the handover path and the phases (D then G)."""
         max_level = self.G.max_level
         if not 0 <= int(level) <= max_level:
             raise ValueError(f"{type(self).__name__}: level {level} is outside 0..{max_level} for resolution "
@@ -74,6 +72,10 @@ class ProGANRecipe(GANRecipe):
         if fading and float(fade_kimg) <= 0:
             raise ValueError(f"{type(self).__name__}: fade_kimg must be > 0, got {fade_kimg!r}")
         self.spec, self.level, self.fading, self.fade_kimg = spec, int(level), bool(fading), float(fade_kimg)
+        self.z_dim, self.c_dim = int(z_dim), int(c_dim)
+        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
+        self.init_path = init_path or None
+        self.phases = (Phase("Dmain", "D", self.d_loss), Phase("Gmain", "G", self.g_loss))
 
     @property
     def resolution(self) -> int:
@@ -163,8 +165,12 @@ class ProGANRecipe(GANRecipe):
     # --- sampling ---------------------------------------------------------------------------------
 
     def generate(self, g_variables, z, c, key):
-        alpha = g_variables.get("progan", {}).get("alpha", jnp.float32(1.0))
-        return self._full_size(self._g(g_variables["params"], z, alpha))
+        return self._full_size(self._g(g_variables["params"], z, self.sampling_alpha(g_variables)))
+
+    @staticmethod
+    def sampling_alpha(g_variables):
+        """The fade weight G (or G_ema) was last trained with, from its 'progan' buffer."""
+        return g_variables.get("progan", {}).get("alpha", jnp.float32(1.0))
 
     def _full_size(self, img):
         """The level's images nearest-upscaled to the dataset's resolution (the official G's output)."""

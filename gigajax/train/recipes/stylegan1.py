@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from gigajax.models.progan import Discriminator
 from gigajax.models.stylegan1 import Generator
-from gigajax.train.recipe import DataSpec, Phase, batch_labels
+from gigajax.train.recipe import DataSpec, batch_labels
 from gigajax.train.recipes.progan import ProGANRecipe
 
 
@@ -50,12 +49,8 @@ class StyleGAN1Recipe(ProGANRecipe):
         self.D = Discriminator(resolution=spec.resolution, num_channels=spec.channels, fmap_base=fmap_base,
                                fmap_decay=fmap_decay, fmap_max=fmap_max, mbstd_group_size=mbstd_group_size,
                                blur=True, label_size=c_dim)
-        self._setup_phase(spec, level, fading, fade_kimg)
-        self.z_dim, self.c_dim = int(latent_size), c_dim
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
+        self._setup(spec, level, fading, fade_kimg, latent_size, c_dim, lr, beta1, beta2, eps, init_path)
         self.r1_gamma, self.style_mixing_prob, self.w_avg_beta = float(r1_gamma), float(style_mixing_prob), float(w_avg_beta)
-        self.init_path = init_path or None
-        self.phases = (Phase("Dmain", "D", self.d_loss), Phase("Gmain", "G", self.g_loss))
 
     def _init_networks(self, key, n):
         kg, kd = jax.random.split(key)
@@ -130,24 +125,18 @@ class StyleGAN1Recipe(ProGANRecipe):
     # --- sampling ---------------------------------------------------------------------------------
 
     def generate(self, g_variables, z, c, key, truncation_psi=1.0, truncation_cutoff=8):
-        alpha = g_variables.get("progan", {}).get("alpha", jnp.float32(1.0))
-        v = {k: x for k, x in g_variables.items() if k != "progan"}
-        img = self.G.apply(v, z, c if self.c_dim else None, self.level, alpha if self.fading else None,
+        alpha = self.sampling_alpha(g_variables)
+        img = self.G.apply(g_variables, z, c if self.c_dim else None, self.level, alpha if self.fading else None,
                            truncation_psi, truncation_cutoff, "random", rngs={"noise": key})
         return self._full_size(img)
 
     def mapping(self, g_variables, z, c):
         """PPL's mapping: ws [N, num_layers, dlatent] without truncation."""
-        v = {k: x for k, x in g_variables.items() if k != "progan"}
-        return self.G.apply(v, z, c if self.c_dim else None, method="map")
+        return self.G.apply(g_variables, z, c if self.c_dim else None, method="map", truncation_psi=1.0)
 
     def synthesis(self, g_variables, ws, c, key):
         """PPL's synthesis: the stored noise ('const'), so a pair shares its noise."""
         del c, key
-        alpha = g_variables.get("progan", {}).get("alpha", jnp.float32(1.0))
-        v = {k: x for k, x in g_variables.items() if k != "progan"}
-        img = self.G.apply(v, ws, self.level, alpha if self.fading else None, "const", method="synthesis")
+        alpha = self.sampling_alpha(g_variables)
+        img = self.G.apply(g_variables, ws, self.level, alpha if self.fading else None, "const", method="synthesis")
         return self._full_size(img)
-
-    def optimizers(self):
-        return {m: optax.adam(self.lr, b1=self.beta1, b2=self.beta2, eps=self.eps) for m in ("G", "D")}
