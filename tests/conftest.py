@@ -1,6 +1,7 @@
 """Test setup: CPU JAX with 8 fake devices (the sharding tests need them), set before jax loads."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -30,6 +31,15 @@ def _reseed_module_rng(request):
             rng.seed(seed)
         else:                             # np.random.Generator: reseed its bit generator in place
             rng.bit_generator.state = type(rng.bit_generator)(seed).state
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread_per_worker():
+    """Under pytest-xdist each worker already has a core: torch's OpenMP threads spin when the
+    cores are oversubscribed (a parity test took 170 s beside another worker, 34 s on one thread)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and os.environ.get("PYTEST_XDIST_WORKER") and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def check_grads(fn, args, **kw):

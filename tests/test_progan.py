@@ -19,6 +19,10 @@ from gigajax.train.export import load_variables
 from gigajax.train.recipe import DataSpec
 from gigajax.train.recipes.progan import ProGANRecipe
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("progan")
+
 KW = dict(fmap_base=64, fmap_max=16)
 
 

@@ -10,6 +10,10 @@ from gigajax.models.efficientnet_lite import efficientnet_lite0_variables
 from gigajax.models.projected import (BatchStatNorm, ProjectedDiscriminator, RandomProjection, SingleDisc, SNConv2d,
                                       nominal_resolutions, projection_channels)
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("projected")
+
 
 def test_spectral_norm_matches_torch():
     torch = pytest.importorskip("torch")

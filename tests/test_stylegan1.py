@@ -16,6 +16,10 @@ from gigajax.train.export import save_variables
 from gigajax.train.recipe import DataSpec
 from gigajax.train.recipes.stylegan1 import StyleGAN1Recipe
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan1")
+
 NET = dict(latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8, fmap_base=64, fmap_max=16)
 SPEC = DataSpec(resolution=16, channels=1, c_dim=0)
 

@@ -11,6 +11,10 @@ import pytest
 from gigajax.train import DataSpec
 from gigajax.train.recipes.stylegan2 import StyleGAN2Recipe
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan2_recipe")
+
 B = 4
 
 

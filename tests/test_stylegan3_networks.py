@@ -13,6 +13,10 @@ from gigajax.compat import golden, verify
 from gigajax.compat.stylegan3_convert import design_filters, official_to_variables, variables_to_official
 from gigajax.models.stylegan3 import Generator, synthesis_design
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan3_networks")
+
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("stylegan3_*.npz"))
 T_CASE = GOLDEN / "stylegan3_generator_t_uncond.npz"

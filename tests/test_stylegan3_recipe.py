@@ -10,6 +10,10 @@ import pytest
 from gigajax.train import DataSpec
 from gigajax.train.recipes.stylegan3 import StyleGAN3Recipe, blur_images, blur_kernel
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan3_recipe")
+
 B = 4
 SMALL = dict(z_dim=8, w_dim=8, cbase=128, cmax=16, mbstd_group=2, batch_size=B, num_layers=3, num_critical=1,
              margin_size=2)

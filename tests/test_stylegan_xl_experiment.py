@@ -13,6 +13,10 @@ import experiments.stylegan_xl as E
 from gigajax.train.checkpoint import Checkpoints
 from gigajax.train.export import load_variables
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan_xl_experiment")
+
 TINY = dict(z_dim=8, w_dim=8, cbase=128, cmax=4, syn_layers=3, head_layers=3, margin_size=2, interp_size=64,
             proj_im_res=64, d_width_div=16, cls_weight=1.0)
 

@@ -13,6 +13,10 @@ from gigajax.train.recipes.stylegan_xl import StyleGANXLRecipe, hinge_sum, stage
 from gigajax.train.state import create_state
 from gigajax.train.step import SKIP_UPDATE, jit_train_step
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("stylegan_xl_recipe")
+
 B = 4
 TINY = dict(z_dim=8, w_dim=8, cbase=128, cmax=4, syn_layers=3, head_layers=3, margin_size=2, rand_embedding=True,
             interp_size=64, proj_im_res=64, d_width_div=16, pl_weight=0.0)

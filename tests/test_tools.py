@@ -23,6 +23,10 @@ from gigajax.tools.sampler import Sampler, class_labels, parse_range, seed_z
 from gigajax.train.grid import to_uint8
 from gigajax.train.recipe import DataSpec
 
+# Its module fixtures build and compile models: keep the module on one xdist worker (setup.cfg's
+# --dist loadgroup) rather than building them once per worker.
+pytestmark = pytest.mark.xdist_group("tools")
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:        # run directories are rebuilt by experiments.<name>
     sys.path.insert(0, str(ROOT))

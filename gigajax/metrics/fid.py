@@ -54,5 +54,21 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def fid_from_features(features_a, features_b) -> float:
-    """FID between two feature sets [Na, D], [Nb, D] (e.g. Inception pool3)."""
-    return frechet_distance(*feature_stats(features_a), *feature_stats(features_b))
+    """FID between two feature sets [Na, D], [Nb, D] (e.g. Inception pool3).
+
+    With fewer samples than dimensions (fid1k..fid2k on Inception's 2048) the covariances have
+    rank < D and the computation moves to sample space: with S1 = A^T A and S2 = B^T B (A, B the
+    centred features over sqrt(N - 1)), the nonzero eigenvalues of S1 S2 are those of
+    (A B^T)(A B^T)^T, so tr((S1 S2)^(1/2)) is the nuclear norm of the [Na, Nb] matrix A B^T: one
+    small SVD instead of two eighs and an SVD at 2048 (0.3 s instead of ~5 s at 1k samples)."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"fid_from_features: expected features [Na, D] and [Nb, D] with N >= 2, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if min(len(a), len(b)) > a.shape[1]:
+        return frechet_distance(*feature_stats(a), *feature_stats(b))
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    ca, cb = (a - mu_a) / np.sqrt(len(a) - 1), (b - mu_b) / np.sqrt(len(b) - 1)
+    diff = mu_a - mu_b
+    nuclear = np.linalg.svd(ca @ cb.T, compute_uv=False).sum()
+    return float(diff @ diff + np.sum(ca * ca) + np.sum(cb * cb) - 2.0 * nuclear)
