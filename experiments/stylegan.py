@@ -52,7 +52,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(
         latent_size=64, dlatent_size=64, mapping_layers=4, mapping_fmaps=64, mapping_lrmul=0.01, fmap_base=256,
         fmap_decay=1.0, fmap_max=32, mbstd_group_size=4, lr=0.001, beta1=0.0, beta2=0.99, eps=1e-8, r1_gamma=10.0,
-        style_mixing_prob=0.9, w_avg_beta=0.995, conditional=False))
+        style_mixing_prob=0.9, w_avg_beta=0.995, conditional=False,
+        # the official G_synthesis switches (paper Table 1's configs; gigajax.models.stylegan1)
+        const_input_layer=True, use_noise=True, use_pixel_norm=False, use_instance_norm=True, use_styles=True))
     if variant != "default":
         c.dataset = {"ffhq": "ffhq1024.zip", "ffhq256": "ffhq256.zip", "celebahq": "celebahq1024.zip"}[variant]
         c.xflip = True

@@ -66,6 +66,39 @@ def test_epilogue_order():
         S.apply(v, ws, 1, noise_mode="bogus")
 
 
+def test_official_synthesis_switches():
+    # const_input_layer=False: the 4x4 input is dense(w_0) (no bias, gain sqrt(2)/4) reshaped
+    # channel-major, then the epilogue; the other switches drop their epilogue step.
+    S = SynthesisNetwork(resolution=8, num_channels=1, dlatent_size=8, fmap_base=64, fmap_max=16,
+                         const_input_layer=False, use_noise=False, use_instance_norm=False, use_pixel_norm=True)
+    ws = jax.random.normal(jax.random.key(0), (2, S.num_layers, 8))
+    v = S.init({"params": jax.random.key(1)}, ws, method=S.init_all)
+    v = {**v, "params": _perturb(v["params"], jax.random.key(2))}
+    p = v["params"]
+    assert "const" not in p and not any(k.startswith("noise_strength") for k in p)
+    dense = ws[:, 0] @ (p["input_dense"]["weight"] * math.sqrt(2) / 4 / math.sqrt(8))       # [2, 16 * 16]
+    x = dense.reshape(2, 16, 4, 4).transpose(0, 2, 3, 1) + p["bias0"]
+    x = jnp.where(x >= 0, x, 0.2 * x)
+    x = x * jax.lax.rsqrt(jnp.mean(x ** 2, axis=-1, keepdims=True) + 1e-8)                 # pixel norm
+    style = ws[:, 0] @ (p["style0"]["weight"] / math.sqrt(8)) + p["style0"]["bias"]
+    want = x * (style[:, None, None, :16] + 1) + style[:, None, None, 16:]
+    got = S.apply(v, ws, "random", method=lambda m, ws, mode: m._epilogue(
+        m.input_dense(ws[:, 0]).reshape(2, 16, 4, 4).transpose(0, 2, 3, 1), 0, ws[:, 0], mode), rngs={"noise": jax.random.key(4)})
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # Without noise inputs every noise mode draws the same image; with the traditional input the
+    # 4x4 block already differs across w.
+    imgs = [S.apply(v, ws, 1, None, mode, rngs={"noise": jax.random.key(5)}) for mode in ("random", "const", "none")]
+    np.testing.assert_array_equal(imgs[0], imgs[1])
+    np.testing.assert_array_equal(imgs[0], imgs[2])
+    # use_styles=False: no style layers, and ws only reach the image through the input layer
+    B = SynthesisNetwork(resolution=8, num_channels=1, dlatent_size=8, fmap_base=64, fmap_max=16,
+                         const_input_layer=False, use_styles=False)
+    vb = B.init({"params": jax.random.key(1)}, ws, method=B.init_all)
+    assert not any(k.startswith("style") for k in vb["params"])
+    ws2 = ws.at[:, 1:].set(0.0)
+    np.testing.assert_array_equal(B.apply(vb, ws, 1, None, "const"), B.apply(vb, ws2, 1, None, "const"))
+
+
 def test_instance_norm_and_blur():
     x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3)) * 3 + 1
     y = instance_norm(x)

@@ -13,6 +13,12 @@ w per layer; layer i runs at 4 * 2**(i // 2). Growth and fade-in are ProGAN's (l
 nearest-upscaled toRGB of the level below; gigajax.models.progan), and every parameter exists at
 the final resolution from init on.
 
+The official G_synthesis switches keep their names and defaults, so the paper's Table 1
+generators can be built: `const_input_layer` (False: the 4x4 input is dense(w_0) with gain
+sqrt(2)/4 reshaped channel-major, the "traditional input" of configs A-C), `use_noise`,
+`use_pixel_norm` (after the activation, before instance norm), `use_instance_norm` and
+`use_styles`. A switched-off step creates no variables, as in the official graph.
+
 The official up block for outputs >= 128 is a transposed convolution, which equals nearest
 upscale + 3x3 conv with the kernel rotated by 180 degrees; from scratch the two are the same
 model. Images are NHWC in [-1, 1], linear output.
@@ -93,6 +99,11 @@ class SynthesisNetwork(nn.Module):
     fmap_base: int = 8192
     fmap_decay: float = 1.0
     fmap_max: int = 512
+    const_input_layer: bool = True
+    use_noise: bool = True
+    use_pixel_norm: bool = False
+    use_instance_norm: bool = True
+    use_styles: bool = True
 
     max_level = property(lambda self: max_level(self.resolution))
 
@@ -108,26 +119,32 @@ class SynthesisNetwork(nn.Module):
 
     def setup(self):
         check_resolution("StyleGAN synthesis", self.resolution)
-        self.const = self.param("const", nn.initializers.ones, (4, 4, self.nf(1)))
+        if self.const_input_layer:
+            self.const = self.param("const", nn.initializers.ones, (4, 4, self.nf(1)))
+        else:    # the ProGAN gain of the official 'Dense' input (its bias is the epilogue's)
+            self.input_dense = EqualizedDense(16 * self.nf(1), gain=SQRT2 / 4, use_bias=False, name="input_dense")
         convs = {1: EqualizedConv(self.nf(1), 3, name="b4_conv")}
         for i in range(2, self.num_layers):
             res = layer_resolution(i)
             convs[i] = EqualizedConv(self.layer_channels(i), 3, name=f"b{res}_conv{i % 2}")
         self.convs = convs
+        layers = range(self.num_layers)
         self.noise_strength = [self.param(f"noise_strength{i}", nn.initializers.zeros, (self.layer_channels(i),))
-                               for i in range(self.num_layers)]
+                               for i in layers] if self.use_noise else []
         self.bias = [self.param(f"bias{i}", nn.initializers.zeros, (self.layer_channels(i),))
                      for i in range(self.num_layers)]
         self.style = [EqualizedDense(2 * self.layer_channels(i), gain=1.0, name=f"style{i}")
-                      for i in range(self.num_layers)]
+                      for i in layers] if self.use_styles else []
         self.torgb = [EqualizedConv(self.num_channels, 1, gain=1.0, name=f"torgb{4 * 2 ** l}")
                       for l in range(self.max_level + 1)]
         # noise_mode 'const' reads these, drawn once at init (the official noise{i} variables).
-        self.noise_buffers = [NoiseBuffer(layer_resolution(i), name=f"noise{i}") for i in range(self.num_layers)]
+        self.noise_buffers = [NoiseBuffer(layer_resolution(i), name=f"noise{i}") for i in layers] if self.use_noise else []
 
     def _epilogue(self, x, i, w, noise_mode):
         n, h, wd, _ = x.shape
-        if noise_mode == "random":
+        if not self.use_noise:
+            noise = None
+        elif noise_mode == "random":
             noise = jax.random.normal(self.make_rng("noise"), (n, h, wd, 1), x.dtype)
         elif noise_mode == "const":
             noise = self.noise_buffers[i]()[None]
@@ -135,14 +152,23 @@ class SynthesisNetwork(nn.Module):
             noise = None
         if noise is not None:
             x = x + noise * self.noise_strength[i]
-        x = instance_norm(_lrelu(x + self.bias[i]))
+        x = _lrelu(x + self.bias[i])
+        if self.use_pixel_norm:
+            x = pixel_norm(x)
+        if self.use_instance_norm:
+            x = instance_norm(x)
+        if not self.use_styles:
+            return x
         style = self.style[i](w)
         c = x.shape[-1]
         return x * (style[:, None, None, :c] + 1) + style[:, None, None, c:]
 
     def _block(self, x, ws, level, noise_mode):
         if level == 0:
-            x = jnp.broadcast_to(self.const[None], (ws.shape[0],) + self.const.shape)
+            if self.const_input_layer:
+                x = jnp.broadcast_to(self.const[None], (ws.shape[0],) + self.const.shape)
+            else:
+                x = self.input_dense(ws[:, 0]).reshape(ws.shape[0], self.nf(1), 4, 4).transpose(0, 2, 3, 1)
             x = self._epilogue(x, 0, ws[:, 0], noise_mode)
             return self._epilogue(self.convs[1](x), 1, ws[:, 1], noise_mode)
         i = 2 * level
@@ -192,12 +218,18 @@ class Generator(nn.Module):
     fmap_base: int = 8192
     fmap_decay: float = 1.0
     fmap_max: int = 512
+    const_input_layer: bool = True
+    use_noise: bool = True
+    use_pixel_norm: bool = False
+    use_instance_norm: bool = True
+    use_styles: bool = True
 
     def setup(self):
         self.mapping = MappingNetwork(self.latent_size, self.label_size, self.dlatent_size, self.mapping_layers,
                                       self.mapping_fmaps, self.mapping_lrmul)
         self.synthesis_net = SynthesisNetwork(self.resolution, self.num_channels, self.dlatent_size, self.fmap_base,
-                                              self.fmap_decay, self.fmap_max)
+                                              self.fmap_decay, self.fmap_max, self.const_input_layer, self.use_noise,
+                                              self.use_pixel_norm, self.use_instance_norm, self.use_styles)
         self.w_avg = self.variable("buffers", "w_avg", lambda: jnp.zeros((self.dlatent_size,), jnp.float32))
 
     max_level = property(lambda self: max_level(self.resolution))

@@ -29,7 +29,8 @@ from gigajax.train.recipes.progan import ProGANRecipe
 class StyleGAN1Recipe(ProGANRecipe):
     """level, fading, fade_kimg, init_path: as ProGANRecipe. latent_size, dlatent_size,
     mapping_layers, mapping_fmaps, mapping_lrmul, fmap_base, fmap_decay, fmap_max,
-    mbstd_group_size: the networks. lr, beta1, beta2, eps: Adam for both (official 0.001, 0,
+    mbstd_group_size, const_input_layer, use_noise, use_pixel_norm, use_instance_norm,
+    use_styles: the networks (the official G_synthesis switches; gigajax.models.stylegan1). lr, beta1, beta2, eps: Adam for both (official 0.001, 0,
     0.99, 1e-8). r1_gamma: R1 weight (10). style_mixing_prob (0.9), w_avg_beta (0.995).
     conditional: use the dataset's labels."""
 
@@ -38,14 +39,18 @@ class StyleGAN1Recipe(ProGANRecipe):
                  mapping_lrmul: float = 0.01, fmap_base: int = 8192, fmap_decay: float = 1.0, fmap_max: int = 512,
                  mbstd_group_size: int = 4, lr: float = 0.001, beta1: float = 0.0, beta2: float = 0.99,
                  eps: float = 1e-8, r1_gamma: float = 10.0, style_mixing_prob: float = 0.9, w_avg_beta: float = 0.995,
-                 conditional: bool = False, init_path: str | None = None):
+                 conditional: bool = False, const_input_layer: bool = True, use_noise: bool = True,
+                 use_pixel_norm: bool = False, use_instance_norm: bool = True, use_styles: bool = True,
+                 init_path: str | None = None):
         c_dim = spec.c_dim if conditional else 0
         if conditional and not spec.c_dim:
             raise ValueError("StyleGAN1Recipe: conditional=True needs a dataset with labels (use_labels=True)")
         self.G = Generator(resolution=spec.resolution, num_channels=spec.channels, latent_size=latent_size,
                            label_size=c_dim, dlatent_size=dlatent_size, mapping_layers=mapping_layers,
                            mapping_fmaps=mapping_fmaps, mapping_lrmul=mapping_lrmul, fmap_base=fmap_base,
-                           fmap_decay=fmap_decay, fmap_max=fmap_max)
+                           fmap_decay=fmap_decay, fmap_max=fmap_max, const_input_layer=const_input_layer,
+                           use_noise=use_noise, use_pixel_norm=use_pixel_norm, use_instance_norm=use_instance_norm,
+                           use_styles=use_styles)
         self.D = Discriminator(resolution=spec.resolution, num_channels=spec.channels, fmap_base=fmap_base,
                                fmap_decay=fmap_decay, fmap_max=fmap_max, mbstd_group_size=mbstd_group_size,
                                blur=True, label_size=c_dim)
