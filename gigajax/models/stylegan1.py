@@ -131,8 +131,7 @@ class SynthesisNetwork(nn.Module):
         layers = range(self.num_layers)
         self.noise_strength = [self.param(f"noise_strength{i}", nn.initializers.zeros, (self.layer_channels(i),))
                                for i in layers] if self.use_noise else []
-        self.bias = [self.param(f"bias{i}", nn.initializers.zeros, (self.layer_channels(i),))
-                     for i in range(self.num_layers)]
+        self.bias = [self.param(f"bias{i}", nn.initializers.zeros, (self.layer_channels(i),)) for i in layers]
         self.style = [EqualizedDense(2 * self.layer_channels(i), gain=1.0, name=f"style{i}")
                       for i in layers] if self.use_styles else []
         self.torgb = [EqualizedConv(self.num_channels, 1, gain=1.0, name=f"torgb{4 * 2 ** l}")

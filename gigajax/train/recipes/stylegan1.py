@@ -30,8 +30,8 @@ class StyleGAN1Recipe(ProGANRecipe):
     """level, fading, fade_kimg, init_path: as ProGANRecipe. latent_size, dlatent_size,
     mapping_layers, mapping_fmaps, mapping_lrmul, fmap_base, fmap_decay, fmap_max,
     mbstd_group_size, const_input_layer, use_noise, use_pixel_norm, use_instance_norm,
-    use_styles: the networks (the official G_synthesis switches; gigajax.models.stylegan1). lr, beta1, beta2, eps: Adam for both (official 0.001, 0,
-    0.99, 1e-8). r1_gamma: R1 weight (10). style_mixing_prob (0.9), w_avg_beta (0.995).
+    use_styles: the networks (the last five are the official G_synthesis switches;
+    gigajax.models.stylegan1). lr, beta1, beta2, eps: Adam for both (official 0.001, 0, 0.99, 1e-8). r1_gamma: R1 weight (10). style_mixing_prob (0.9), w_avg_beta (0.995).
     conditional: use the dataset's labels."""
 
     def __init__(self, spec: DataSpec, *, level: int, fading: bool = False, fade_kimg: float = 600.0,
